@@ -1,0 +1,192 @@
+"""Software keystore: AES-256 key material in SQLite, each key wrapped under a root key.
+
+The database file holds only ``AES-GCM(root key, material)`` with the material id as
+associated data, so a wrapped key cannot be moved to another id. The root key comes from
+``MOCK_KMS_ROOT_KEY`` or a 0600 file in the data directory (see :func:`load_root_key`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from backends.base import (
+    NONCE_SIZE,
+    BackendHealth,
+    BackendUnavailableError,
+    DecryptionFailedError,
+    MaterialNotFoundError,
+)
+
+ROOT_KEY_FILE = "root.key"
+KEYSTORE_FILE = "software-keystore.sqlite3"
+ROOT_KEY_SIZE = 32
+
+
+class RootKeyError(Exception):
+    """The root key is missing, unreadable or malformed; the message is one actionable line."""
+
+
+def load_root_key(data_dir: Path, env_value: str | None, *, create: bool) -> bytes:
+    """Return the 32-byte root key.
+
+    ``env_value`` (``MOCK_KMS_ROOT_KEY``, base64 or 64 hex digits) wins; otherwise the key is
+    read from ``<data_dir>/root.key``, which is created with mode 0600 when ``create`` is true
+    and it does not exist yet. Raises :class:`RootKeyError`.
+    """
+    if env_value:
+        return _decode_root_key(env_value.strip(), "MOCK_KMS_ROOT_KEY")
+    path = data_dir / ROOT_KEY_FILE
+    if create and not path.exists():
+        _create_root_key_file(path)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise RootKeyError(
+            f"root key file {path} is missing; start the service once to create it"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RootKeyError(f"cannot read root key file {path}: {exc.__class__.__name__}") from None
+    return _decode_root_key(text, str(path))
+
+
+def _create_root_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoded = base64.b64encode(os.urandom(ROOT_KEY_SIZE)) + b"\n"
+    try:
+        # O_EXCL: two processes starting at once must not both write a key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(encoded)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _decode_root_key(text: str, source: str) -> bytes:
+    candidates: list[bytes] = []
+    if len(text) == 2 * ROOT_KEY_SIZE:
+        with contextlib.suppress(ValueError):
+            candidates.append(bytes.fromhex(text))
+    with contextlib.suppress(binascii.Error, ValueError):
+        candidates.append(base64.b64decode(text, validate=True))
+    for key in candidates:
+        if len(key) == ROOT_KEY_SIZE:
+            return key
+    raise RootKeyError(f"root key from {source} must be 32 bytes, given as base64 or 64 hex digits")
+
+
+class SoftwareBackend:
+    """AES-256-GCM under wrapped key material stored in a SQLite file.
+
+    Thread-safe: each thread has its own SQLite connection; unwrapped keys are cached per
+    process (material never changes under an id, so the cache can't go stale; a destroyed id
+    is only ever reached again through metadata that no longer exists).
+    """
+
+    def __init__(self, data_dir: Path, root_key: bytes) -> None:
+        self._path = data_dir / KEYSTORE_FILE
+        self._root = AESGCM(root_key)
+        self._local = threading.local()
+        self._cache: dict[str, AESGCM] = {}
+        with self._connect() as connection:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS material ("
+                " material_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, wrapped BLOB NOT NULL)"
+            )
+
+    @property
+    def name(self) -> str:
+        return "software"
+
+    def _connect(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(f"software keystore: {exc}") from None
+            self._local.connection = connection
+        return connection
+
+    def create_material(self, material_id: str) -> None:
+        nonce = os.urandom(NONCE_SIZE)
+        wrapped = self._root.encrypt(nonce, os.urandom(32), material_id.encode())
+        try:
+            self._connect().execute(
+                "INSERT OR IGNORE INTO material (material_id, nonce, wrapped) VALUES (?, ?, ?)",
+                (material_id, nonce, wrapped),
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"software keystore: {exc}") from None
+
+    def _cipher(self, material_id: str) -> AESGCM:
+        cipher = self._cache.get(material_id)
+        if cipher is not None:
+            return cipher
+        try:
+            row = (
+                self._connect()
+                .execute(
+                    "SELECT nonce, wrapped FROM material WHERE material_id = ?", (material_id,)
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"software keystore: {exc}") from None
+        if row is None:
+            raise MaterialNotFoundError(material_id)
+        try:
+            material = self._root.decrypt(row[0], row[1], material_id.encode())
+        except InvalidTag:
+            # Wrong root key, or a wrapped key moved between ids: unusable, never guessed at.
+            raise BackendUnavailableError(
+                "software keystore: key material does not open under the configured root key"
+            ) from None
+        cipher = AESGCM(material)
+        self._cache[material_id] = cipher
+        return cipher
+
+    def encrypt(self, material_id: str, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        return self._cipher(material_id).encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, material_id: str, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        cipher = self._cipher(material_id)
+        try:
+            return cipher.decrypt(nonce, ciphertext, aad)
+        except (InvalidTag, ValueError):
+            raise DecryptionFailedError() from None
+
+    def destroy_material(self, material_id: str) -> None:
+        self._cache.pop(material_id, None)
+        try:
+            self._connect().execute("DELETE FROM material WHERE material_id = ?", (material_id,))
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"software keystore: {exc}") from None
+
+    def generate_random(self, size: int) -> bytes:
+        return os.urandom(size)
+
+    def health(self) -> BackendHealth:
+        try:
+            count = self._connect().execute("SELECT count(*) FROM material").fetchone()[0]
+        except (sqlite3.Error, BackendUnavailableError) as exc:
+            return BackendHealth("software", False, {"error": exc.__class__.__name__})
+        return BackendHealth("software", True, {"materials": int(count)})
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None

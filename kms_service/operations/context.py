@@ -1,0 +1,69 @@
+"""What every operation receives: the process-wide services and the caller's scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backends.base import BACKEND_CODES, BackendUnavailableError, KeyBackend
+from kms_service.clock import Clock
+from kms_service.errors import KeyUnavailableException
+from kms_service.settings import Settings
+from kms_service.store import MetadataStore
+
+
+@dataclass(frozen=True)
+class RequestScope:
+    """Who is calling, and where: keys live per account and region, as on AWS."""
+
+    account_id: str
+    region: str
+    principal_arn: str
+
+    def key_arn(self, key_id: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:key/{key_id}"
+
+    def alias_arn(self, alias_name: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:{alias_name}"
+
+
+@dataclass
+class Services:
+    """Process-wide collaborators, created once per worker after fork."""
+
+    settings: Settings
+    store: MetadataStore
+    backends: dict[str, KeyBackend]
+    clock: Clock
+
+    @property
+    def default_backend(self) -> str:
+        """The backend new keys are created on (``--backend``)."""
+        return self.settings.backend
+
+    def backend(self, name: str) -> KeyBackend:
+        """The backend called ``name``.
+
+        Raises :class:`KeyUnavailableException` when this process was not started with it
+        (a key created on the PKCS#11 backend, served by a software-only process).
+        """
+        backend = self.backends.get(name)
+        if backend is None:
+            raise KeyUnavailableException(
+                f"The key's {name} key store is not configured in this mock-kms process."
+            )
+        return backend
+
+    def backend_code(self, name: str) -> int:
+        return BACKEND_CODES[name]
+
+    def random_bytes(self, size: int) -> bytes:
+        """Random bytes from the default backend (the HSM's RNG on the PKCS#11 backend)."""
+        try:
+            return self.backend(self.default_backend).generate_random(size)
+        except BackendUnavailableError:
+            raise KeyUnavailableException("The key store is unavailable.") from None
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+        self.store.close()

@@ -1,0 +1,277 @@
+"""Cryptographic operations, written once above the backends.
+
+Every decryption failure (malformed blob, unknown key or material, wrong backend, wrong
+context, tampering) is the same message-less ``InvalidCiphertextException``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from backends.base import (
+    BACKEND_CODES,
+    NONCE_SIZE,
+    BackendUnavailableError,
+    DecryptionFailedError,
+    MaterialNotFoundError,
+)
+from kms_service.ciphertext import (
+    MalformedCiphertextError,
+    associated_data,
+    decode_blob,
+    encode_blob,
+    encode_header,
+)
+from kms_service.errors import (
+    DryRunOperationException,
+    IncorrectKeyException,
+    InvalidCiphertextException,
+    InvalidKeyUsageException,
+    KeyUnavailableException,
+    NotFoundException,
+    UnsupportedOperationException,
+    ValidationException,
+)
+from kms_service.operations.context import RequestScope, Services
+from kms_service.operations.resolve import require_state, resolve_key
+from kms_service.store import KeyRecord
+
+Request = dict[str, Any]
+Response = dict[str, Any]
+ALGORITHM = "SYMMETRIC_DEFAULT"
+DATA_KEY_SIZES = {"AES_256": 32, "AES_128": 16}
+_DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is set."
+
+
+def usable_key(
+    services: Services, scope: RequestScope, key_id: str, operation: str, algorithm: str | None
+) -> KeyRecord:
+    """Resolve a key for a cryptographic operation and apply AWS's checks in AWS's order:
+    not found, key state, key usage, algorithm."""
+    key = resolve_key(services, scope, key_id, allow_alias=True)
+    require_usable(key, operation, algorithm)
+    return key
+
+
+def require_usable(key: KeyRecord, operation: str, algorithm: str | None) -> None:
+    """Key state, then key usage, then algorithm; raises the matching AWS error."""
+    require_state(key, allow=("Enabled",))
+    if key.key_usage != "ENCRYPT_DECRYPT":
+        raise InvalidKeyUsageException(
+            f"{key.arn} key usage is {key.key_usage} which is not valid for {operation}."
+        )
+    if algorithm not in (None, ALGORITHM):
+        raise InvalidKeyUsageException(
+            f"Algorithm {algorithm} is incompatible with key spec {key.key_spec}."
+        )
+
+
+def seal(
+    services: Services, key: KeyRecord, plaintext: bytes, context: Mapping[str, str] | None
+) -> bytes:
+    """Encrypt under the key's current material; returns a ciphertext blob."""
+    material_id = key.current_material_id
+    if material_id is None:
+        raise KeyUnavailableException(f"{key.arn} has no key material.")
+    header = encode_header(BACKEND_CODES[key.backend], key.key_id, material_id)
+    nonce = os.urandom(NONCE_SIZE)
+    backend = services.backend(key.backend)
+    try:
+        sealed = backend.encrypt(material_id, nonce, plaintext, associated_data(header, context))
+    except (BackendUnavailableError, MaterialNotFoundError):
+        raise KeyUnavailableException(f"{key.arn} is unavailable.") from None
+    return encode_blob(header, nonce, sealed)
+
+
+def unseal(
+    services: Services,
+    scope: RequestScope,
+    blob: bytes,
+    context: Mapping[str, str] | None,
+    requested_key_id: str | None,
+    operation: str,
+    algorithm: str | None,
+) -> tuple[KeyRecord, str, bytes]:
+    """Decrypt a blob; returns ``(key, material id, plaintext)``.
+
+    Raises the key's state errors, :class:`IncorrectKeyException` when ``requested_key_id``
+    names another key, and :class:`InvalidCiphertextException` for everything else.
+    """
+    try:
+        parsed = decode_blob(blob)
+    except MalformedCiphertextError:
+        raise InvalidCiphertextException() from None
+    if requested_key_id is not None:
+        requested = resolve_key(services, scope, requested_key_id, allow_alias=True)
+        if requested.key_id != parsed.key_id:
+            raise IncorrectKeyException(
+                "The key ID in the request does not identify a CMK that can perform this operation."
+            )
+        key = requested
+    else:
+        try:
+            key = resolve_key(services, scope, parsed.key_id)
+        except NotFoundException:
+            # The blob names a key this account and region do not have: a bad blob.
+            raise InvalidCiphertextException() from None
+    require_usable(key, operation, algorithm)
+    if parsed.backend_code != BACKEND_CODES.get(key.backend) or not (
+        services.store.key_owns_material(key, parsed.material_id)
+    ):
+        raise InvalidCiphertextException()
+    backend = services.backend(key.backend)
+    try:
+        plaintext = backend.decrypt(
+            parsed.material_id,
+            parsed.nonce,
+            parsed.sealed,
+            associated_data(parsed.header, context),
+        )
+    except (DecryptionFailedError, MaterialNotFoundError):
+        raise InvalidCiphertextException() from None
+    except BackendUnavailableError:
+        raise KeyUnavailableException(f"{key.arn} is unavailable.") from None
+    return key, parsed.material_id, plaintext
+
+
+def _reject_recipient(request: Request) -> None:
+    if request.get("Recipient") is not None:
+        raise UnsupportedOperationException(
+            "Recipient (Nitro Enclaves attestation) is not supported by mock-kms."
+        )
+
+
+def encrypt(services: Services, scope: RequestScope, request: Request) -> Response:
+    key = usable_key(
+        services, scope, request["KeyId"], "Encrypt", request.get("EncryptionAlgorithm")
+    )
+    if request.get("DryRun"):
+        raise DryRunOperationException(_DRY_RUN_MESSAGE)
+    blob = seal(services, key, request["Plaintext"], request.get("EncryptionContext"))
+    return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": ALGORITHM}
+
+
+def decrypt(services: Services, scope: RequestScope, request: Request) -> Response:
+    _reject_recipient(request)
+    algorithm = request.get("EncryptionAlgorithm")
+    blob = request.get("CiphertextBlob")
+    if request.get("DryRun") and "IGNORE_CIPHERTEXT" in (request.get("DryRunModifiers") or []):
+        if request.get("KeyId") is None:
+            raise ValidationException(
+                "KeyId is required when DryRunModifiers contains IGNORE_CIPHERTEXT."
+            )
+        usable_key(services, scope, request["KeyId"], "Decrypt", algorithm)
+        raise DryRunOperationException(_DRY_RUN_MESSAGE)
+    if blob is None:
+        raise ValidationException(
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+            "constraint: Member must not be null"
+        )
+    key, material_id, plaintext = unseal(
+        services,
+        scope,
+        blob,
+        request.get("EncryptionContext"),
+        request.get("KeyId"),
+        "Decrypt",
+        algorithm,
+    )
+    if request.get("DryRun"):
+        raise DryRunOperationException(_DRY_RUN_MESSAGE)
+    return {
+        "KeyId": key.arn,
+        "Plaintext": plaintext,
+        "EncryptionAlgorithm": ALGORITHM,
+        "KeyMaterialId": material_id,
+    }
+
+
+def re_encrypt(services: Services, scope: RequestScope, request: Request) -> Response:
+    blob = request.get("CiphertextBlob")
+    destination = usable_key(
+        services,
+        scope,
+        request["DestinationKeyId"],
+        "ReEncrypt",
+        request.get("DestinationEncryptionAlgorithm"),
+    )
+    if blob is None:
+        raise ValidationException(
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
+            "constraint: Member must not be null"
+        )
+    source, source_material, plaintext = unseal(
+        services,
+        scope,
+        blob,
+        request.get("SourceEncryptionContext"),
+        request.get("SourceKeyId"),
+        "ReEncrypt",
+        request.get("SourceEncryptionAlgorithm"),
+    )
+    if request.get("DryRun"):
+        raise DryRunOperationException(_DRY_RUN_MESSAGE)
+    new_blob = seal(services, destination, plaintext, request.get("DestinationEncryptionContext"))
+    return {
+        "CiphertextBlob": new_blob,
+        "SourceKeyId": source.arn,
+        "KeyId": destination.arn,
+        "SourceEncryptionAlgorithm": ALGORITHM,
+        "DestinationEncryptionAlgorithm": ALGORITHM,
+        "SourceKeyMaterialId": source_material,
+        "DestinationKeyMaterialId": destination.current_material_id,
+    }
+
+
+def _data_key_size(request: Request) -> int:
+    key_spec: str | None = request.get("KeySpec")
+    size: int | None = request.get("NumberOfBytes")
+    if key_spec is not None and size is None:
+        return DATA_KEY_SIZES[key_spec]
+    if size is not None and key_spec is None:
+        return size
+    raise ValidationException("Please specify either number of bytes or key spec.")
+
+
+def _generate_data_key(
+    services: Services, scope: RequestScope, request: Request, operation: str
+) -> tuple[KeyRecord, bytes, bytes]:
+    size = _data_key_size(request)
+    key = usable_key(services, scope, request["KeyId"], operation, None)
+    if request.get("DryRun"):
+        raise DryRunOperationException(_DRY_RUN_MESSAGE)
+    try:
+        data_key = services.backend(key.backend).generate_random(size)
+    except BackendUnavailableError:
+        raise KeyUnavailableException(f"{key.arn} is unavailable.") from None
+    return key, data_key, seal(services, key, data_key, request.get("EncryptionContext"))
+
+
+def generate_data_key(services: Services, scope: RequestScope, request: Request) -> Response:
+    _reject_recipient(request)
+    key, data_key, blob = _generate_data_key(services, scope, request, "GenerateDataKey")
+    return {
+        "CiphertextBlob": blob,
+        "Plaintext": data_key,
+        "KeyId": key.arn,
+        "KeyMaterialId": key.current_material_id,
+    }
+
+
+def generate_data_key_without_plaintext(
+    services: Services, scope: RequestScope, request: Request
+) -> Response:
+    key, _, blob = _generate_data_key(services, scope, request, "GenerateDataKeyWithoutPlaintext")
+    return {"CiphertextBlob": blob, "KeyId": key.arn, "KeyMaterialId": key.current_material_id}
+
+
+def generate_random(services: Services, scope: RequestScope, request: Request) -> Response:
+    _reject_recipient(request)
+    size = request.get("NumberOfBytes")
+    if size is None:
+        raise ValidationException("NumberOfBytes is required.")
+    if request.get("CustomKeyStoreId") is not None:
+        raise UnsupportedOperationException("Custom key stores are not supported by mock-kms.")
+    return {"Plaintext": services.random_bytes(int(size))}

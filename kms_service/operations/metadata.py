@@ -1,0 +1,43 @@
+"""Rendering keys as AWS ``KeyMetadata``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kms_service.store import KeyRecord
+
+#: Keys on a non-default key store say so the way AWS keys in a custom key store do.
+PKCS11_KEY_STORE_ID = "cks-mock-kms-pkcs11"
+
+
+def key_metadata(key: KeyRecord) -> dict[str, Any]:
+    """Every field AWS returns for a symmetric key, and none that it leaves out."""
+    metadata: dict[str, Any] = {
+        "AWSAccountId": key.account_id,
+        "KeyId": key.key_id,
+        "Arn": key.arn,
+        "CreationDate": key.creation_date,
+        "Enabled": key.state == "Enabled",
+        "Description": key.description,
+        "KeyUsage": key.key_usage,
+        "KeyState": key.state,
+        "Origin": key.origin,
+        "KeyManager": key.key_manager,
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+        "MultiRegion": key.multi_region,
+    }
+    if key.state == "PendingDeletion" and key.deletion_date is not None:
+        metadata["DeletionDate"] = key.deletion_date
+    if key.current_material_id:
+        metadata["CurrentKeyMaterialId"] = key.current_material_id
+    if key.backend == "pkcs11":
+        metadata["CustomKeyStoreId"] = PKCS11_KEY_STORE_ID
+    if key.multi_region:
+        metadata["MultiRegionConfiguration"] = {
+            "MultiRegionKeyType": "PRIMARY",
+            "PrimaryKey": {"Arn": key.arn, "Region": key.region},
+            "ReplicaKeys": [],
+        }
+    return metadata

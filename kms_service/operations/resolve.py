@@ -1,0 +1,211 @@
+"""Turning the identifiers callers send (key id, key ARN, alias name, alias ARN) into keys.
+
+Resolution also applies the lazy parts of the key lifecycle, so that a key whose scheduled
+deletion has passed is gone and a key whose automatic rotation fell due has rotated by the
+time any operation sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kms_service.errors import (
+    DisabledException,
+    KMSInvalidStateException,
+    NotFoundException,
+    UnsupportedOperationException,
+)
+from kms_service.operations.context import RequestScope, Services
+from kms_service.operations.creation import create_key_record
+from kms_service.operations.material import destroy_pending_material, new_material
+from kms_service.store import KeyRecord
+
+KEY_ID_PATTERN = re.compile(
+    r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
+_ARN_PATTERN = re.compile(
+    r"^arn:aws(?:-cn|-us-gov)?:kms:(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.*)$"
+)
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class KeyReference:
+    """A parsed identifier: exactly one of ``key_id`` and ``alias_name`` is set."""
+
+    account_id: str
+    region: str
+    key_id: str | None = None
+    alias_name: str | None = None
+
+
+def parse_reference(scope: RequestScope, value: str, *, allow_alias: bool) -> KeyReference:
+    """Parse ``value`` as AWS does for a ``KeyId`` member.
+
+    Raises :class:`NotFoundException` with AWS's wording for malformed ids, ARNs of another
+    region, and aliases where the operation takes only a key id or key ARN.
+    """
+    match = _ARN_PATTERN.match(value)
+    if match:
+        region, account, resource = match["region"], match["account"], match["resource"]
+        if region != scope.region:
+            raise NotFoundException(f"Invalid arn {region}")
+        if resource.startswith("key/"):
+            key_id = resource[4:]
+            if not KEY_ID_PATTERN.match(key_id):
+                raise NotFoundException(f"Invalid keyId '{value}'")
+            return KeyReference(account, region, key_id=key_id)
+        if resource.startswith("alias/") and allow_alias:
+            return KeyReference(account, region, alias_name=resource)
+        raise NotFoundException(f"Invalid keyId '{value}'")
+    if value.startswith("alias/") and allow_alias:
+        return KeyReference(scope.account_id, scope.region, alias_name=value)
+    if not KEY_ID_PATTERN.match(value):
+        raise NotFoundException(f"Invalid keyId '{value}'")
+    return KeyReference(scope.account_id, scope.region, key_id=value)
+
+
+def resolve_key(
+    services: Services, scope: RequestScope, value: str, *, allow_alias: bool = False
+) -> KeyRecord:
+    """The key ``value`` names, after lazy deletion and rotation.
+
+    Raises :class:`NotFoundException` (AWS wording, ARN in the message) when there is none.
+    AWS managed keys behind ``alias/aws/<service>`` are created on first use, as on AWS.
+    """
+    reference = parse_reference(scope, value, allow_alias=allow_alias)
+    if reference.alias_name is not None:
+        alias_arn = f"arn:aws:kms:{reference.region}:{reference.account_id}:{reference.alias_name}"
+        alias = services.store.get_alias(
+            reference.account_id, reference.region, reference.alias_name
+        )
+        if alias is None:
+            if reference.alias_name.startswith("alias/aws/") and reference.account_id == (
+                scope.account_id
+            ):
+                return _aws_managed_key(services, scope, reference.alias_name)
+            raise NotFoundException(f"Alias {alias_arn} is not found.")
+        key_id = alias.target_key_id
+    else:
+        assert reference.key_id is not None  # parse_reference guarantees it
+        key_id = reference.key_id
+    key = services.store.get_key(reference.account_id, reference.region, key_id)
+    if key is not None:
+        key = apply_due_lifecycle(services, key)
+    if key is None:
+        raise NotFoundException(
+            f"Key 'arn:aws:kms:{reference.region}:{reference.account_id}:key/{key_id}' "
+            "does not exist"
+        )
+    return key
+
+
+def apply_due_lifecycle(services: Services, key: KeyRecord) -> KeyRecord | None:
+    """Complete a due deletion (returns None) or a due automatic rotation (returns the key)."""
+    now = services.clock.now()
+    if key.state == "PendingDeletion" and key.deletion_date is not None:
+        if key.deletion_date <= now:
+            delete_key_now(services, key)
+            return None
+        return key
+    if (
+        key.rotation_enabled
+        and key.state == "Enabled"
+        and key.next_rotation_date is not None
+        and key.next_rotation_date <= now
+    ):
+        return rotate_automatically(services, key, now)
+    return key
+
+
+def delete_key_now(services: Services, key: KeyRecord) -> None:
+    """Delete ``key`` from the store, then destroy its material in the backend.
+
+    The store queues the material ids in the same transaction, so a crash after the commit
+    still destroys them at the next start (:func:`destroy_pending_material`).
+    """
+    with services.store.write():
+        current = services.store.get_key(key.account_id, key.region, key.key_id)
+        if current is None or current.state != "PendingDeletion":
+            return
+        services.store.delete_key(current)
+    destroy_pending_material(services)
+
+
+def rotate_automatically(services: Services, key: KeyRecord, now: float) -> KeyRecord:
+    """Give ``key`` new current material because its rotation date has passed."""
+    material_id = new_material(services, key.backend)
+    with services.store.write():
+        current = services.store.get_key(key.account_id, key.region, key.key_id)
+        if current is None:
+            return key
+        if not (
+            current.rotation_enabled
+            and current.state == "Enabled"
+            and current.next_rotation_date is not None
+            and current.next_rotation_date <= now
+        ):
+            return current  # another worker rotated it first
+        period = float(current.rotation_period_days or 365) * SECONDS_PER_DAY
+        services.store.add_material(current, material_id, now, "AUTOMATIC")
+        services.store.update_key(current, next_rotation_date=now + period)
+        rotated = services.store.get_key(key.account_id, key.region, key.key_id)
+    return rotated or current
+
+
+def _aws_managed_key(services: Services, scope: RequestScope, alias_name: str) -> KeyRecord:
+    """Create the AWS managed key for ``alias/aws/<service>`` on first use, as AWS does."""
+    with services.store.write():
+        alias = services.store.get_alias(scope.account_id, scope.region, alias_name)
+        if alias is not None:
+            key = services.store.get_key(scope.account_id, scope.region, alias.target_key_id)
+            if key is not None:
+                return key
+        service_name = alias_name.removeprefix("alias/aws/")
+        return create_key_record(
+            services,
+            scope,
+            description=f"Default key that protects my {service_name} data when no other key "
+            "is defined",
+            key_manager="AWS",
+            alias_name=alias_name,
+        )
+
+
+def require_state(key: KeyRecord, *, allow: tuple[str, ...]) -> None:
+    """Raise AWS's key-state error unless ``key.state`` is one of ``allow``.
+
+    Disabled → :class:`DisabledException`; PendingDeletion, PendingImport, Unavailable →
+    :class:`KMSInvalidStateException`, with AWS's messages.
+    """
+    if key.state in allow:
+        return
+    if key.state == "Disabled":
+        raise DisabledException(f"{key.arn} is disabled.")
+    wording = {
+        "PendingDeletion": "is pending deletion.",
+        "PendingImport": "is pending import.",
+        "Unavailable": "is unavailable.",
+        "Creating": "is creating.",
+        "Updating": "is updating.",
+        "Enabled": "is enabled.",
+    }.get(key.state, "is not in a valid state for this operation.")
+    raise KMSInvalidStateException(f"{key.arn} {wording}")
+
+
+def reload_key(services: Services, key: KeyRecord) -> KeyRecord:
+    """Re-read ``key`` inside a write transaction, so a check and the change it guards see
+    one state. Raises :class:`NotFoundException` if another request deleted it meanwhile."""
+    current = services.store.get_key(key.account_id, key.region, key.key_id)
+    if current is None:
+        raise NotFoundException(f"Key '{key.arn}' does not exist")
+    return current
+
+
+def require_customer_managed(key: KeyRecord) -> None:
+    """AWS managed keys cannot be changed by the account that uses them."""
+    if key.key_manager == "AWS":
+        raise UnsupportedOperationException(
+            f"{key.arn} is an AWS managed key, which you cannot change."
+        )

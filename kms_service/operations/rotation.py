@@ -1,0 +1,114 @@
+"""Key rotation: automatic (on a period, applied lazily) and on demand; the rotation list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kms_service.errors import KMSInvalidStateException, LimitExceededException
+from kms_service.operations.context import RequestScope, Services
+from kms_service.operations.creation import SECONDS_PER_DAY
+from kms_service.operations.material import new_material
+from kms_service.operations.pagination import decode_marker, page_limit, paginate
+from kms_service.operations.resolve import (
+    reload_key,
+    require_customer_managed,
+    require_state,
+    resolve_key,
+)
+
+Request = dict[str, Any]
+Response = dict[str, Any]
+DEFAULT_PERIOD_DAYS = 365
+
+
+def enable_key_rotation(services: Services, scope: RequestScope, request: Request) -> None:
+    """Turn automatic rotation on, or change its period (the schedule moves with it)."""
+    period = int(request.get("RotationPeriodInDays") or DEFAULT_PERIOD_DAYS)
+    key = resolve_key(services, scope, request["KeyId"])
+    with services.store.write():
+        key = reload_key(services, key)
+        require_customer_managed(key)
+        require_state(key, allow=("Enabled",))
+        now = services.clock.now()
+        if key.rotation_enabled and key.next_rotation_date is not None:
+            anchor = key.next_rotation_date - (key.rotation_period_days or period) * SECONDS_PER_DAY
+        else:
+            anchor = now
+        services.store.update_key(
+            key,
+            rotation_enabled=True,
+            rotation_period_days=period,
+            next_rotation_date=max(anchor + period * SECONDS_PER_DAY, now),
+        )
+
+
+def disable_key_rotation(services: Services, scope: RequestScope, request: Request) -> None:
+    key = resolve_key(services, scope, request["KeyId"])
+    with services.store.write():
+        key = reload_key(services, key)
+        require_customer_managed(key)
+        require_state(key, allow=("Enabled",))
+        services.store.update_key(
+            key, rotation_enabled=False, rotation_period_days=None, next_rotation_date=None
+        )
+
+
+def get_key_rotation_status(services: Services, scope: RequestScope, request: Request) -> Response:
+    """Works in every state; a key pending deletion reports rotation off, as on AWS."""
+    key = resolve_key(services, scope, request["KeyId"])
+    enabled = key.rotation_enabled and key.state != "PendingDeletion"
+    response: Response = {"KeyId": key.arn, "KeyRotationEnabled": enabled}
+    if enabled:
+        response["RotationPeriodInDays"] = key.rotation_period_days
+        response["NextRotationDate"] = key.next_rotation_date
+    return response
+
+
+def rotate_key_on_demand(services: Services, scope: RequestScope, request: Request) -> Response:
+    """New current material now; the automatic schedule is left as it was."""
+    key = resolve_key(services, scope, request["KeyId"])
+    require_customer_managed(key)
+    require_state(key, allow=("Enabled",))
+    limit = services.settings.on_demand_rotation_limit
+    material_id = new_material(services, key.backend)
+    with services.store.write():
+        key = reload_key(services, key)
+        require_state(key, allow=("Enabled",))
+        if key.on_demand_rotations >= limit:
+            raise LimitExceededException(
+                "The on-demand rotations limit has been reached for the given keyId. "
+                f"No more on-demand rotations can be performed for this key: {key.arn}"
+            )
+        services.store.add_material(key, material_id, services.clock.now(), "ON_DEMAND")
+        services.store.update_key(key, on_demand_rotations=key.on_demand_rotations + 1)
+    return {"KeyId": key.arn}
+
+
+def list_key_rotations(services: Services, scope: RequestScope, request: Request) -> Response:
+    key = resolve_key(services, scope, request["KeyId"])
+    if key.state == "PendingImport":
+        raise KMSInvalidStateException(f"{key.arn} is pending import.")
+    include_all = request.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
+    limit = page_limit(request, default=100, maximum=1000)
+    after = decode_marker(request.get("Marker"))
+    materials = services.store.materials(key)
+    current_seq = materials[-1].seq if materials else -1
+    rows = [
+        m
+        for m in materials
+        if (include_all or m.rotation_type is not None) and (after is None or m.seq > int(after))
+    ]
+    shown = rows[:limit]
+    items = []
+    for material in shown:
+        entry: dict[str, Any] = {
+            "KeyId": key.key_id,
+            "KeyMaterialId": material.material_id,
+            "KeyMaterialState": "CURRENT" if material.seq == current_seq else "NON_CURRENT",
+        }
+        if material.rotation_type is not None:
+            entry["RotationDate"] = material.created
+            entry["RotationType"] = material.rotation_type
+        items.append(entry)
+    last = str(shown[-1].seq) if shown else None
+    return paginate(rows, limit, last, {}, "Rotations", items)

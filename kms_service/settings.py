@@ -1,0 +1,148 @@
+"""Service configuration: command-line options over ``MOCK_KMS_*`` variables over defaults.
+
+Nothing here runs at import time; :func:`Settings.from_sources` is called by the CLI and by
+tests, and :meth:`Settings.validate` turns every bad value into one actionable line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kms_service.errors import ConfigurationError
+
+BACKENDS = ("software", "pkcs11")
+AUTH_MODES = ("open", "sigv4")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to start. Defaults are the embedded ``make run`` setup."""
+
+    bind: str = "127.0.0.1:8080"
+    data_dir: Path = Path(".mock-kms")
+    backend: str = "software"
+    workers: int = 2
+    threads: int = 4
+    region: str = "us-east-1"
+    account_id: str = "111122223333"
+    auth: str = "open"
+    credentials_file: Path | None = None
+    root_key: str | None = field(default=None, repr=False)
+    max_body_bytes: int = 1024 * 1024
+    on_demand_rotation_limit: int = 25
+    log_level: str = "info"
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
+    pkcs11_pin_file: Path | None = None
+
+    @classmethod
+    def from_sources(
+        cls, options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from explicit ``options`` (None means unset), else the environment.
+
+        Raises :class:`ConfigurationError` for values that cannot be parsed.
+        """
+        env = os.environ if environ is None else environ
+        given = {k: v for k, v in (options or {}).items() if v is not None}
+
+        def pick(name: str, env_name: str) -> Any:
+            if name in given:
+                return given[name]
+            return env.get(env_name) or None
+
+        raw: dict[str, Any] = {
+            "bind": pick("bind", "MOCK_KMS_BIND"),
+            "data_dir": pick("data_dir", "MOCK_KMS_DATA_DIR"),
+            "backend": pick("backend", "MOCK_KMS_BACKEND"),
+            "workers": pick("workers", "MOCK_KMS_WORKERS"),
+            "threads": pick("threads", "MOCK_KMS_THREADS"),
+            "region": pick("region", "MOCK_KMS_REGION"),
+            "account_id": pick("account_id", "MOCK_KMS_ACCOUNT_ID"),
+            "auth": pick("auth", "MOCK_KMS_AUTH"),
+            "credentials_file": pick("credentials_file", "MOCK_KMS_CREDENTIALS_FILE"),
+            "root_key": pick("root_key", "MOCK_KMS_ROOT_KEY"),
+            "log_level": pick("log_level", "MOCK_KMS_LOG_LEVEL"),
+            "on_demand_rotation_limit": pick(
+                "on_demand_rotation_limit", "MOCK_KMS_ON_DEMAND_ROTATION_LIMIT"
+            ),
+            "pkcs11_module": pick("pkcs11_module", "PKCS11_MODULE"),
+            "pkcs11_token_label": pick("pkcs11_token_label", "PKCS11_TOKEN_LABEL"),
+            "pkcs11_pin": pick("pkcs11_pin", "PKCS11_PIN"),
+            "pkcs11_pin_file": pick("pkcs11_pin_file", "PKCS11_PIN_FILE"),
+        }
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            if value is None:
+                continue
+            if name in ("workers", "threads", "on_demand_rotation_limit"):
+                values[name] = _integer(name, value)
+            elif name in ("data_dir", "credentials_file", "pkcs11_pin_file"):
+                values[name] = Path(value)
+            else:
+                values[name] = str(value)
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+    def validate(self) -> Settings:
+        """Check every value; raise :class:`ConfigurationError` naming the first bad one."""
+        host, _, port = self.bind.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigurationError(
+                f"--bind/MOCK_KMS_BIND must be HOST:PORT (e.g. 127.0.0.1:8080), got {self.bind!r}"
+            )
+        if self.backend not in BACKENDS:
+            raise ConfigurationError(
+                f"--backend/MOCK_KMS_BACKEND must be one of {', '.join(BACKENDS)}, "
+                f"got {self.backend!r}"
+            )
+        if not 1 <= self.workers <= 64:
+            raise ConfigurationError(f"--workers must be between 1 and 64, got {self.workers}")
+        if not 1 <= self.threads <= 256:
+            raise ConfigurationError(f"--threads must be between 1 and 256, got {self.threads}")
+        if not _REGION.match(self.region):
+            raise ConfigurationError(
+                f"MOCK_KMS_REGION must look like us-east-1, got {self.region!r}"
+            )
+        if not _ACCOUNT.match(self.account_id):
+            raise ConfigurationError(
+                f"MOCK_KMS_ACCOUNT_ID must be 12 digits, got {self.account_id!r}"
+            )
+        if self.auth not in AUTH_MODES:
+            raise ConfigurationError(
+                f"MOCK_KMS_AUTH must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}"
+            )
+        if self.auth == "sigv4":
+            if self.credentials_file is None:
+                raise ConfigurationError(
+                    "MOCK_KMS_AUTH=sigv4 needs a credentials file: "
+                    "set --credentials-file or MOCK_KMS_CREDENTIALS_FILE"
+                )
+            if not self.credentials_file.is_file():
+                raise ConfigurationError(f"credentials file {self.credentials_file} does not exist")
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigurationError(f"--data-dir {self.data_dir} exists and is not a directory")
+        if not 1 <= self.on_demand_rotation_limit <= 1000:
+            raise ConfigurationError(
+                "MOCK_KMS_ON_DEMAND_ROTATION_LIMIT must be between 1 and 1000, "
+                f"got {self.on_demand_rotation_limit}"
+            )
+        return self
+
+
+def _integer(name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None

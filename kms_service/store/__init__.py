@@ -1,0 +1,11 @@
+"""Key metadata persistence (SQLite)."""
+
+from kms_service.store.sqlite import (
+    AliasRecord,
+    KeyRecord,
+    MaterialRecord,
+    MetadataStore,
+    StoreError,
+)
+
+__all__ = ["AliasRecord", "KeyRecord", "MaterialRecord", "MetadataStore", "StoreError"]

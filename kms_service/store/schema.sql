@@ -1,0 +1,62 @@
+-- mock-kms metadata, schema version 1. Key material never lives here: only ids of it.
+CREATE TABLE IF NOT EXISTS keys (
+    account_id            TEXT    NOT NULL,
+    region                TEXT    NOT NULL,
+    key_id                TEXT    NOT NULL,
+    description           TEXT    NOT NULL DEFAULT '',
+    key_usage             TEXT    NOT NULL,
+    key_spec              TEXT    NOT NULL,
+    origin                TEXT    NOT NULL,
+    key_manager           TEXT    NOT NULL,
+    state                 TEXT    NOT NULL,
+    creation_date         REAL    NOT NULL,
+    deletion_date         REAL,
+    multi_region          INTEGER NOT NULL DEFAULT 0,
+    backend               TEXT    NOT NULL,
+    rotation_enabled      INTEGER NOT NULL DEFAULT 0,
+    rotation_period_days  INTEGER,
+    next_rotation_date    REAL,
+    on_demand_rotations   INTEGER NOT NULL DEFAULT 0,
+    policy                TEXT    NOT NULL,
+    PRIMARY KEY (account_id, region, key_id)
+);
+
+CREATE TABLE IF NOT EXISTS key_materials (
+    account_id     TEXT    NOT NULL,
+    region         TEXT    NOT NULL,
+    key_id         TEXT    NOT NULL,
+    seq            INTEGER NOT NULL,
+    material_id    TEXT    NOT NULL UNIQUE,
+    created        REAL    NOT NULL,
+    rotation_type  TEXT,
+    PRIMARY KEY (account_id, region, key_id, seq),
+    FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
+);
+
+CREATE TABLE IF NOT EXISTS aliases (
+    account_id         TEXT NOT NULL,
+    region             TEXT NOT NULL,
+    alias_name         TEXT NOT NULL,
+    target_key_id      TEXT NOT NULL,
+    creation_date      REAL NOT NULL,
+    last_updated_date  REAL NOT NULL,
+    PRIMARY KEY (account_id, region, alias_name)
+);
+CREATE INDEX IF NOT EXISTS aliases_by_target ON aliases (account_id, region, target_key_id);
+
+CREATE TABLE IF NOT EXISTS tags (
+    account_id  TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    tag_key     TEXT NOT NULL,
+    tag_value   TEXT NOT NULL,
+    PRIMARY KEY (account_id, region, key_id, tag_key),
+    FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
+);
+
+-- Material destroyed in the database but perhaps not yet in the backend (a crash between
+-- the commit and the backend call): swept at startup so nothing is left behind.
+CREATE TABLE IF NOT EXISTS pending_destruction (
+    material_id  TEXT PRIMARY KEY,
+    backend      TEXT NOT NULL
+);

@@ -1,0 +1,376 @@
+"""SQLite store: the single source of truth for every gunicorn worker.
+
+Each thread of each worker has its own connection (WAL mode, so readers never block the
+writer). Every state change runs inside :meth:`MetadataStore.write`, one ``BEGIN IMMEDIATE``
+transaction: concurrent writers queue on SQLite's lock and re-read what they change, so no
+update is lost and a crash leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+DATABASE_FILE = "mock-kms.sqlite3"
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One row of ``keys`` plus the id of its current key material."""
+
+    account_id: str
+    region: str
+    key_id: str
+    description: str
+    key_usage: str
+    key_spec: str
+    origin: str
+    key_manager: str
+    state: str
+    creation_date: float
+    deletion_date: float | None
+    multi_region: bool
+    backend: str
+    rotation_enabled: bool
+    rotation_period_days: int | None
+    next_rotation_date: float | None
+    on_demand_rotations: int
+    policy: str
+    current_material_id: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:key/{self.key_id}"
+
+
+@dataclass(frozen=True)
+class MaterialRecord:
+    """One key-material version of a key; ``seq`` 0 is the original material."""
+
+    seq: int
+    material_id: str
+    created: float
+    rotation_type: str | None
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    account_id: str
+    region: str
+    alias_name: str
+    target_key_id: str
+    creation_date: float
+    last_updated_date: float
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:{self.alias_name}"
+
+
+_KEY_COLUMNS = [f.name for f in fields(KeyRecord) if f.name != "current_material_id"]
+_KEY_SELECT = (
+    "SELECT "  # noqa: S608 - built from constant column names
+    + ", ".join(f"k.{name}" for name in _KEY_COLUMNS)
+    + ", (SELECT material_id FROM key_materials m WHERE m.account_id = k.account_id"
+    " AND m.region = k.region AND m.key_id = k.key_id ORDER BY seq DESC LIMIT 1)"
+    " FROM keys k"
+)
+
+
+def _key_from_row(row: Sequence[Any]) -> KeyRecord:
+    values = dict(zip(_KEY_COLUMNS, row, strict=False))
+    values["multi_region"] = bool(values["multi_region"])
+    values["rotation_enabled"] = bool(values["rotation_enabled"])
+    return KeyRecord(**values, current_material_id=row[len(_KEY_COLUMNS)])
+
+
+class MetadataStore:
+    """Keys, key-material versions, aliases and tags, scoped by account and region."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / DATABASE_FILE
+        self._local = threading.local()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def initialise(self) -> None:
+        """Create the database and its schema if needed. Raises :class:`StoreError`."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        schema = resources.files("kms_service.store").joinpath("schema.sql").read_text()
+        try:
+            connection = self._connection()
+            connection.execute("PRAGMA journal_mode=WAL")
+            with self.write():
+                version = connection.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self._path} was written by a newer mock-kms (schema {version})"
+                    )
+                for statement in schema.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self._path}: {exc}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self._path, timeout=30, isolation_level=None, check_same_thread=True
+            )
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+            self._local.depth = 0
+        return connection
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction; nested calls join the outer one."""
+        connection = self._connection()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield
+        except BaseException:
+            self._local.depth = 0
+            connection.execute("ROLLBACK")
+            raise
+        self._local.depth = 0
+        connection.execute("COMMIT")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._connection().execute(sql, params)
+
+    # --- keys --------------------------------------------------------------------------
+    def get_key(self, account_id: str, region: str, key_id: str) -> KeyRecord | None:
+        row = self._execute(
+            _KEY_SELECT + " WHERE k.account_id = ? AND k.region = ? AND k.key_id = ?",
+            (account_id, region, key_id),
+        ).fetchone()
+        return None if row is None else _key_from_row(row)
+
+    def insert_key(self, key: KeyRecord) -> None:
+        placeholders = ", ".join("?" for _ in _KEY_COLUMNS)
+        self._execute(
+            f"INSERT INTO keys ({', '.join(_KEY_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+            [getattr(key, name) for name in _KEY_COLUMNS],
+        )
+
+    def update_key(self, key: KeyRecord, **changes: Any) -> None:
+        """Set ``changes`` (column → value) on one key."""
+        unknown = set(changes) - set(_KEY_COLUMNS)
+        if unknown:
+            raise ValueError(f"not key columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        self._execute(
+            f"UPDATE keys SET {assignments} "  # noqa: S608 - column names checked above
+            "WHERE account_id = ? AND region = ? AND key_id = ?",
+            [*changes.values(), key.account_id, key.region, key.key_id],
+        )
+
+    def delete_key(self, key: KeyRecord) -> list[str]:
+        """Delete a key with its materials, tags and aliases; return its material ids.
+
+        The material ids are queued in ``pending_destruction`` in the same transaction, so the
+        backend objects are destroyed even if the process dies right after the commit.
+        """
+        scope = (key.account_id, key.region, key.key_id)
+        material_ids = [
+            row[0]
+            for row in self._execute(
+                "SELECT material_id FROM key_materials"
+                " WHERE account_id = ? AND region = ? AND key_id = ?",
+                scope,
+            )
+        ]
+        self._execute(
+            "DELETE FROM aliases WHERE account_id = ? AND region = ? AND target_key_id = ?", scope
+        )
+        self._execute("DELETE FROM keys WHERE account_id = ? AND region = ? AND key_id = ?", scope)
+        self._connection().executemany(
+            "INSERT OR IGNORE INTO pending_destruction (material_id, backend) VALUES (?, ?)",
+            [(material_id, key.backend) for material_id in material_ids],
+        )
+        return material_ids
+
+    def list_keys(
+        self, account_id: str, region: str, after: str | None, limit: int
+    ) -> list[tuple[str, str]]:
+        """``(key_id, backend)`` pairs sorted by key id, starting after ``after``."""
+        rows = self._execute(
+            "SELECT key_id, backend FROM keys WHERE account_id = ? AND region = ?"
+            " AND key_id > ? ORDER BY key_id LIMIT ?",
+            (account_id, region, after or "", limit),
+        ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def keys_due_for_deletion(self, account_id: str, region: str, now: float) -> list[str]:
+        rows = self._execute(
+            "SELECT key_id FROM keys WHERE account_id = ? AND region = ?"
+            " AND state = 'PendingDeletion' AND deletion_date <= ?",
+            (account_id, region, now),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    # --- key materials -----------------------------------------------------------------
+    def add_material(
+        self, key: KeyRecord, material_id: str, created: float, rotation_type: str | None
+    ) -> int:
+        """Append a material version to ``key``; returns its sequence number."""
+        scope = (key.account_id, key.region, key.key_id)
+        seq = self._execute(
+            "SELECT coalesce(max(seq) + 1, 0) FROM key_materials"
+            " WHERE account_id = ? AND region = ? AND key_id = ?",
+            scope,
+        ).fetchone()[0]
+        self._execute(
+            "INSERT INTO key_materials"
+            " (account_id, region, key_id, seq, material_id, created, rotation_type)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*scope, seq, material_id, created, rotation_type),
+        )
+        return int(seq)
+
+    def materials(self, key: KeyRecord) -> list[MaterialRecord]:
+        rows = self._execute(
+            "SELECT seq, material_id, created, rotation_type FROM key_materials"
+            " WHERE account_id = ? AND region = ? AND key_id = ? ORDER BY seq",
+            (key.account_id, key.region, key.key_id),
+        ).fetchall()
+        return [MaterialRecord(*row) for row in rows]
+
+    def key_owns_material(self, key: KeyRecord, material_id: str) -> bool:
+        row = self._execute(
+            "SELECT 1 FROM key_materials"
+            " WHERE material_id = ? AND account_id = ? AND region = ? AND key_id = ?",
+            (material_id, key.account_id, key.region, key.key_id),
+        ).fetchone()
+        return row is not None
+
+    def pending_destruction(self) -> list[tuple[str, str]]:
+        return [
+            (row[0], row[1])
+            for row in self._execute("SELECT material_id, backend FROM pending_destruction")
+        ]
+
+    def forget_destruction(self, material_id: str) -> None:
+        self._execute("DELETE FROM pending_destruction WHERE material_id = ?", (material_id,))
+
+    # --- aliases -----------------------------------------------------------------------
+    def get_alias(self, account_id: str, region: str, alias_name: str) -> AliasRecord | None:
+        row = self._execute(
+            "SELECT account_id, region, alias_name, target_key_id, creation_date,"
+            " last_updated_date FROM aliases"
+            " WHERE account_id = ? AND region = ? AND alias_name = ?",
+            (account_id, region, alias_name),
+        ).fetchone()
+        return None if row is None else AliasRecord(*row)
+
+    def insert_alias(self, alias: AliasRecord) -> bool:
+        """Insert; returns False (and changes nothing) when the name is taken."""
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO aliases (account_id, region, alias_name, target_key_id,"
+            " creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                alias.account_id,
+                alias.region,
+                alias.alias_name,
+                alias.target_key_id,
+                alias.creation_date,
+                alias.last_updated_date,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def retarget_alias(self, alias: AliasRecord, target_key_id: str, now: float) -> None:
+        self._execute(
+            "UPDATE aliases SET target_key_id = ?, last_updated_date = ?"
+            " WHERE account_id = ? AND region = ? AND alias_name = ?",
+            (target_key_id, now, alias.account_id, alias.region, alias.alias_name),
+        )
+
+    def delete_alias(self, alias: AliasRecord) -> None:
+        self._execute(
+            "DELETE FROM aliases WHERE account_id = ? AND region = ? AND alias_name = ?",
+            (alias.account_id, alias.region, alias.alias_name),
+        )
+
+    def count_aliases(self, key: KeyRecord) -> int:
+        return int(
+            self._execute(
+                "SELECT count(*) FROM aliases WHERE account_id = ? AND region = ?"
+                " AND target_key_id = ?",
+                (key.account_id, key.region, key.key_id),
+            ).fetchone()[0]
+        )
+
+    def list_aliases(
+        self, account_id: str, region: str, key_id: str | None, after: str | None, limit: int
+    ) -> list[AliasRecord]:
+        sql = (
+            "SELECT account_id, region, alias_name, target_key_id, creation_date,"
+            " last_updated_date FROM aliases WHERE account_id = ? AND region = ?"
+            " AND alias_name > ?"
+        )
+        params: list[Any] = [account_id, region, after or ""]
+        if key_id is not None:
+            sql += " AND target_key_id = ?"
+            params.append(key_id)
+        sql += " ORDER BY alias_name LIMIT ?"
+        params.append(limit)
+        return [AliasRecord(*row) for row in self._execute(sql, params).fetchall()]
+
+    # --- tags --------------------------------------------------------------------------
+    def tags(self, key: KeyRecord) -> list[tuple[str, str]]:
+        return [
+            (row[0], row[1])
+            for row in self._execute(
+                "SELECT tag_key, tag_value FROM tags"
+                " WHERE account_id = ? AND region = ? AND key_id = ? ORDER BY tag_key",
+                (key.account_id, key.region, key.key_id),
+            )
+        ]
+
+    def put_tags(self, key: KeyRecord, tags: Sequence[tuple[str, str]]) -> None:
+        self._connection().executemany(
+            "INSERT INTO tags (account_id, region, key_id, tag_key, tag_value)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, region, key_id, tag_key)"
+            " DO UPDATE SET tag_value = excluded.tag_value",
+            [(key.account_id, key.region, key.key_id, k, v) for k, v in tags],
+        )
+
+    def delete_tags(self, key: KeyRecord, tag_keys: Sequence[str]) -> None:
+        self._connection().executemany(
+            "DELETE FROM tags WHERE account_id = ? AND region = ? AND key_id = ? AND tag_key = ?",
+            [(key.account_id, key.region, key.key_id, k) for k in tag_keys],
+        )

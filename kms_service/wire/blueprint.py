@@ -1,0 +1,147 @@
+"""The Flask blueprint: X-Amz-Target dispatch, authentication, schemas, AWS-shaped errors.
+
+Knows HTTP, knows nothing of keys: every operation is delegated to
+:mod:`kms_service.operations`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from kms_service.errors import (
+    DependencyTimeoutException,
+    KmsError,
+    KMSInternalException,
+    RequestEntityTooLargeException,
+    UnknownOperationException,
+    UnsupportedOperationException,
+)
+from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
+from kms_service.wire.auth import Authenticator
+from kms_service.wire.protocol import (
+    CONTENT_TYPE,
+    encode_error,
+    encode_result,
+    operation_name,
+    parse_body,
+)
+from kms_service.wire.schemas import SCHEMAS
+from kms_service.wire.validation import load_request
+
+log = logging.getLogger("mock_kms.wire")
+blueprint = Blueprint("kms", __name__)
+_SCHEMA_INSTANCES = {name: schema() for name, schema in SCHEMAS.items()}
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["mock_kms.services"]
+    return services
+
+
+def _authenticator() -> Authenticator:
+    authenticator: Authenticator = current_app.extensions["mock_kms.authenticator"]
+    return authenticator
+
+
+def _response(status: int, body: bytes, request_id: str, error_type: str | None = None) -> Response:
+    headers = {"x-amzn-RequestId": request_id}
+    if error_type is not None:
+        headers["X-Amzn-ErrorType"] = error_type
+    return Response(body, status=status, headers=headers, content_type=CONTENT_TYPE)
+
+
+def error_response(error: KmsError, request_id: str) -> Response:
+    """An AWS-shaped error: JSON body with ``__type``, plus ``X-Amzn-ErrorType``."""
+    return _response(error.status, encode_error(error), request_id, error.code)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    """200 with the backends' state once the default backend is usable, else 503."""
+    services = _services()
+    reports = {name: backend.health() for name, backend in services.backends.items()}
+    healthy = reports[services.default_backend].ok
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "default_backend": services.default_backend,
+        "backends": {name: {"ok": report.ok, **report.detail} for name, report in reports.items()},
+    }
+    return Response(
+        json.dumps(body), status=200 if healthy else 503, content_type="application/json"
+    )
+
+
+@blueprint.post("/", defaults={"path": ""})
+@blueprint.post("/<path:path>")
+def dispatch(path: str) -> Response:
+    """Answer one KMS request (any path, as botocore posts to the endpoint URL's path)."""
+    request_id = str(uuid.uuid4())
+    try:
+        name = operation_name(request.headers.get("X-Amz-Target"))
+        raw = request.get_data(cache=False)
+        caller = _authenticator().authenticate(
+            request.method,
+            _raw_path(),
+            request.query_string.decode("latin-1"),
+            request.headers,
+            raw,
+            _services().clock.now_datetime(),
+        )
+        operation = OPERATIONS.get(name)
+        if operation is None:
+            if name in KNOWN_UNIMPLEMENTED:
+                raise UnsupportedOperationException(f"{name} is not supported by mock-kms yet.")
+            raise UnknownOperationException()
+        params = load_request(_SCHEMA_INSTANCES[name], parse_body(raw))
+        scope = RequestScope(caller.account_id, caller.region, caller.principal_arn)
+        result: dict[str, Any] | None = operation(_services(), scope, params)
+    except KmsError as error:
+        return error_response(error, request_id)
+    except RequestEntityTooLarge:
+        return error_response(_too_large(), request_id)
+    except sqlite3.OperationalError as exc:
+        # Lock timeouts under extreme contention: a retryable server-side fault.
+        log.warning("request %s: database busy: %s", request_id, exc)
+        return error_response(DependencyTimeoutException("The request timed out."), request_id)
+    except Exception:
+        log.exception("request %s: unexpected error", request_id)
+        return error_response(
+            KMSInternalException(f"An internal error occurred (request id {request_id})."),
+            request_id,
+        )
+    return _response(200, encode_result(result), request_id)
+
+
+def _raw_path() -> str:
+    """The path exactly as the client sent it (still percent-encoded), which is what SigV4
+    signs; gunicorn keeps it in ``RAW_URI``."""
+    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw_uri:
+        return str(raw_uri).split("?", 1)[0]
+    return quote(request.path)
+
+
+def _too_large() -> RequestEntityTooLargeException:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return RequestEntityTooLargeException(f"Request body exceeds the limit of {limit} bytes.")
+
+
+@blueprint.app_errorhandler(RequestEntityTooLarge)
+def too_large(_: RequestEntityTooLarge) -> Response:
+    return error_response(_too_large(), str(uuid.uuid4()))
+
+
+@blueprint.app_errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Response:
+    """Routing errors (wrong method, unknown path) keep the AWS JSON error shape."""
+    status = error.code or 400
+    body = encode_error(UnknownOperationException(error.description))
+    return _response(status, body, str(uuid.uuid4()), "UnknownOperationException")

@@ -1,0 +1,61 @@
+"""AWS JSON 1.1 framing: reading the operation and body, writing results and errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from kms_service.errors import KmsError, SerializationException, UnknownOperationException
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+TARGET_PREFIX = "TrentService."
+
+
+def operation_name(target: str | None) -> str:
+    """The operation named by ``X-Amz-Target``; raises :class:`UnknownOperationException`."""
+    if not target or not target.startswith(TARGET_PREFIX):
+        raise UnknownOperationException()
+    return target[len(TARGET_PREFIX) :]
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The JSON object in a request body (empty means ``{}``).
+
+    Raises :class:`SerializationException` for anything that is not a JSON object.
+    """
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise SerializationException("Request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise SerializationException("Request body must be a JSON object.")
+    return body
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _to_wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def encode_result(result: dict[str, Any] | None) -> bytes:
+    """The response body: empty for operations without output, else compact JSON with blobs
+    in padded base64, absent members left out and timestamps as epoch-second numbers."""
+    if result is None:
+        return b""
+    return json.dumps(_to_wire(result), separators=(",", ":")).encode()
+
+
+def encode_error(error: KmsError) -> bytes:
+    """``{"__type": ..., "message": ...}``; errors AWS sends without a message have none."""
+    body: dict[str, str] = {"__type": error.code}
+    if error.message is not None:
+        body["message"] = error.message
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,249 @@
+"""One marshmallow schema per KMS operation, with the botocore model's types and constraints.
+
+botocore checks only required members and minimums on the client; everything else (maximums,
+patterns, enums) is the server's job, and other SDKs check nothing, so all of it is here.
+Unknown members are ignored, for newer SDKs.
+"""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema
+
+from kms_service.wire.fields import (
+    AwsBlob,
+    AwsBoolean,
+    AwsInteger,
+    AwsList,
+    AwsString,
+    AwsStringMap,
+    AwsStruct,
+)
+
+KEY_SPECS = [
+    "RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
+    "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512",
+    "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519",
+]  # fmt: skip
+CUSTOMER_MASTER_KEY_SPECS = KEY_SPECS[:13]
+KEY_USAGES = ["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"]
+ORIGINS = ["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]
+ENCRYPTION_ALGORITHMS = ["SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]
+DATA_KEY_SPECS = ["AES_256", "AES_128"]
+ALIAS_PATTERN = r"^[a-zA-Z0-9:/_-]+$"
+MARKER_PATTERN = r"[\u0020-\u00FF]*"
+POLICY_PATTERN = r"[\u0009\u000A\u000D\u0020-\u00FF]+"
+
+
+def key_id(required: bool = True) -> AwsString:
+    return AwsString(min_length=1, max_length=2048, required=required)
+
+
+def grant_tokens() -> AwsList:
+    return AwsList(AwsString(min_length=1, max_length=8192), min_length=0, max_length=10)
+
+
+def limit() -> AwsInteger:
+    return AwsInteger(minimum=1, maximum=1000)
+
+
+def marker() -> AwsString:
+    return AwsString(min_length=1, max_length=1024, pattern=MARKER_PATTERN)
+
+
+def algorithm() -> AwsString:
+    return AwsString(enum=ENCRYPTION_ALGORITHMS)
+
+
+class RequestSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class KeyIdOnly(RequestSchema):
+    KeyId = key_id()
+
+
+class TagSchema(RequestSchema):
+    TagKey = AwsString(min_length=1, max_length=128, required=True)
+    TagValue = AwsString(min_length=0, max_length=256, required=True)
+
+
+class RecipientSchema(RequestSchema):
+    KeyEncryptionAlgorithm = AwsString(enum=["RSAES_OAEP_SHA_256"])
+    AttestationDocument = AwsBlob(min_length=1, max_length=262144)
+
+
+class CreateKey(RequestSchema):
+    Policy = AwsString(min_length=1, max_length=131072, pattern=POLICY_PATTERN)
+    Description = AwsString(min_length=0, max_length=8192)
+    KeyUsage = AwsString(enum=KEY_USAGES)
+    CustomerMasterKeySpec = AwsString(enum=CUSTOMER_MASTER_KEY_SPECS)
+    KeySpec = AwsString(enum=KEY_SPECS)
+    Origin = AwsString(enum=ORIGINS)
+    CustomKeyStoreId = AwsString(min_length=1, max_length=64)
+    BypassPolicyLockoutSafetyCheck = AwsBoolean()
+    Tags = AwsList(TagSchema)
+    MultiRegion = AwsBoolean()
+    XksKeyId = AwsString(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9-_.]+$")
+
+
+class DescribeKey(RequestSchema):
+    KeyId = key_id()
+    GrantTokens = grant_tokens()
+
+
+class ListKeys(RequestSchema):
+    Limit = limit()
+    Marker = marker()
+
+
+class UpdateKeyDescription(RequestSchema):
+    KeyId = key_id()
+    Description = AwsString(min_length=0, max_length=8192, required=True)
+
+
+class Encrypt(RequestSchema):
+    KeyId = key_id()
+    Plaintext = AwsBlob(min_length=1, max_length=4096, required=True)
+    EncryptionContext = AwsStringMap()
+    GrantTokens = grant_tokens()
+    EncryptionAlgorithm = algorithm()
+    DryRun = AwsBoolean()
+
+
+class Decrypt(RequestSchema):
+    CiphertextBlob = AwsBlob(min_length=1, max_length=6144)
+    EncryptionContext = AwsStringMap()
+    GrantTokens = grant_tokens()
+    KeyId = key_id(required=False)
+    EncryptionAlgorithm = algorithm()
+    Recipient = AwsStruct(RecipientSchema)
+    DryRun = AwsBoolean()
+    DryRunModifiers = AwsList(AwsString(enum=["IGNORE_CIPHERTEXT"]))
+
+
+class ReEncrypt(RequestSchema):
+    CiphertextBlob = AwsBlob(min_length=1, max_length=6144)
+    SourceEncryptionContext = AwsStringMap()
+    SourceKeyId = key_id(required=False)
+    DestinationKeyId = key_id()
+    DestinationEncryptionContext = AwsStringMap()
+    SourceEncryptionAlgorithm = algorithm()
+    DestinationEncryptionAlgorithm = algorithm()
+    GrantTokens = grant_tokens()
+    DryRun = AwsBoolean()
+    DryRunModifiers = AwsList(AwsString(enum=["IGNORE_CIPHERTEXT"]))
+
+
+class GenerateDataKeyWithoutPlaintext(RequestSchema):
+    KeyId = key_id()
+    EncryptionContext = AwsStringMap()
+    NumberOfBytes = AwsInteger(minimum=1, maximum=1024)
+    KeySpec = AwsString(enum=DATA_KEY_SPECS)
+    GrantTokens = grant_tokens()
+    DryRun = AwsBoolean()
+
+
+class GenerateRandom(RequestSchema):
+    NumberOfBytes = AwsInteger(minimum=1, maximum=1024)
+    CustomKeyStoreId = AwsString(min_length=1, max_length=64)
+
+
+class EnableKeyRotation(RequestSchema):
+    KeyId = key_id()
+    RotationPeriodInDays = AwsInteger(minimum=90, maximum=2560)
+
+
+class ListKeyRotations(RequestSchema):
+    KeyId = key_id()
+    IncludeKeyMaterial = AwsString(enum=["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"])
+    Limit = limit()
+    Marker = marker()
+
+
+class ScheduleKeyDeletion(RequestSchema):
+    KeyId = key_id()
+    PendingWindowInDays = AwsInteger(minimum=1, maximum=365)
+
+
+class AliasNameOnly(RequestSchema):
+    AliasName = AwsString(min_length=1, max_length=256, pattern=ALIAS_PATTERN, required=True)
+
+
+class CreateAlias(AliasNameOnly):
+    TargetKeyId = key_id()
+
+
+class ListAliases(RequestSchema):
+    KeyId = key_id(required=False)
+    Limit = limit()
+    Marker = marker()
+
+
+class TagResource(RequestSchema):
+    KeyId = key_id()
+    Tags = AwsList(TagSchema, required=True)
+
+
+class UntagResource(RequestSchema):
+    KeyId = key_id()
+    TagKeys = AwsList(AwsString(min_length=1, max_length=128), required=True)
+
+
+class ListResourceTags(RequestSchema):
+    KeyId = key_id()
+    Limit = limit()
+    Marker = marker()
+
+
+class GetKeyPolicy(RequestSchema):
+    KeyId = key_id()
+    PolicyName = AwsString(min_length=1, max_length=128, pattern=r"[\w]+")
+
+
+class PutKeyPolicy(GetKeyPolicy):
+    Policy = AwsString(min_length=1, max_length=131072, pattern=POLICY_PATTERN, required=True)
+    BypassPolicyLockoutSafetyCheck = AwsBoolean()
+
+
+class ListKeyPolicies(RequestSchema):
+    KeyId = key_id()
+    Limit = limit()
+    Marker = marker()
+
+
+class GenerateDataKey(GenerateDataKeyWithoutPlaintext):
+    Recipient = AwsStruct(RecipientSchema)
+
+
+SCHEMAS: dict[str, type[Schema]] = {
+    "CreateKey": CreateKey,
+    "DescribeKey": DescribeKey,
+    "ListKeys": ListKeys,
+    "UpdateKeyDescription": UpdateKeyDescription,
+    "EnableKey": KeyIdOnly,
+    "DisableKey": KeyIdOnly,
+    "ScheduleKeyDeletion": ScheduleKeyDeletion,
+    "CancelKeyDeletion": KeyIdOnly,
+    "Encrypt": Encrypt,
+    "Decrypt": Decrypt,
+    "ReEncrypt": ReEncrypt,
+    "GenerateDataKey": GenerateDataKey,
+    "GenerateDataKeyWithoutPlaintext": GenerateDataKeyWithoutPlaintext,
+    "GenerateRandom": GenerateRandom,
+    "EnableKeyRotation": EnableKeyRotation,
+    "DisableKeyRotation": KeyIdOnly,
+    "GetKeyRotationStatus": KeyIdOnly,
+    "RotateKeyOnDemand": KeyIdOnly,
+    "ListKeyRotations": ListKeyRotations,
+    "CreateAlias": CreateAlias,
+    "UpdateAlias": CreateAlias,
+    "DeleteAlias": AliasNameOnly,
+    "ListAliases": ListAliases,
+    "TagResource": TagResource,
+    "UntagResource": UntagResource,
+    "ListResourceTags": ListResourceTags,
+    "GetKeyPolicy": GetKeyPolicy,
+    "PutKeyPolicy": PutKeyPolicy,
+    "ListKeyPolicies": ListKeyPolicies,
+}
