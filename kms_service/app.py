@@ -71,7 +71,10 @@ def build_services(settings: Settings) -> Services:
     except StoreError as exc:
         raise ConfigurationError(str(exc)) from None
     services = Services(
-        settings=settings, store=store, backends=open_backends(settings), clock=Clock()
+        settings=settings,
+        store=store,
+        backends=open_backends(settings),
+        clock=Clock(settings.clock_offset_seconds),
     )
     destroy_pending_material(services)
     return services

@@ -38,6 +38,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     on_demand_rotation_limit: int = 25
     log_level: str = "info"
+    #: Seconds added to the wall clock (tests of rotation and deletion); 0 in normal use.
+    clock_offset_seconds: float = 0.0
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
@@ -71,6 +73,7 @@ class Settings:
             "credentials_file": pick("credentials_file", "MOCK_KMS_CREDENTIALS_FILE"),
             "root_key": pick("root_key", "MOCK_KMS_ROOT_KEY"),
             "log_level": pick("log_level", "MOCK_KMS_LOG_LEVEL"),
+            "clock_offset_seconds": pick("clock_offset_seconds", "MOCK_KMS_CLOCK_OFFSET_SECONDS"),
             "on_demand_rotation_limit": pick(
                 "on_demand_rotation_limit", "MOCK_KMS_ON_DEMAND_ROTATION_LIMIT"
             ),
@@ -85,6 +88,8 @@ class Settings:
                 continue
             if name in ("workers", "threads", "on_demand_rotation_limit"):
                 values[name] = _integer(name, value)
+            elif name == "clock_offset_seconds":
+                values[name] = _number(name, value)
             elif name in ("data_dir", "credentials_file", "pkcs11_pin_file"):
                 values[name] = Path(value)
             else:
@@ -139,6 +144,13 @@ class Settings:
                 f"got {self.on_demand_rotation_limit}"
             )
         return self
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
 
 
 def _integer(name: str, value: Any) -> int:
