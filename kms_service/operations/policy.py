@@ -11,7 +11,7 @@ from kms_service.errors import (
     NotFoundException,
 )
 from kms_service.operations.context import RequestScope, Services
-from kms_service.operations.resolve import reload_key, resolve_key
+from kms_service.operations.resolve import reload_key, require_customer_managed, resolve_key
 
 MAX_POLICY_BYTES = 32 * 1024
 
@@ -54,6 +54,7 @@ def put_key_policy(services: Services, scope: RequestScope, request: Request) ->
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)
+        require_customer_managed(key)
         services.store.update_key(key, policy=request["Policy"])
 
 

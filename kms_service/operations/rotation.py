@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kms_service.errors import KMSInvalidStateException, LimitExceededException
+from kms_service.errors import (
+    InvalidMarkerException,
+    KMSInvalidStateException,
+    LimitExceededException,
+)
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY
 from kms_service.operations.material import new_material
@@ -91,6 +95,8 @@ def list_key_rotations(services: Services, scope: RequestScope, request: Request
     include_all = request.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
     limit = page_limit(request, default=100, maximum=1000)
     after = decode_marker(request.get("Marker"))
+    if after is not None and not after.isdigit():
+        raise InvalidMarkerException("Invalid marker")
     materials = services.store.materials(key)
     current_seq = materials[-1].seq if materials else -1
     rows = [

@@ -8,7 +8,12 @@ from typing import Any
 from kms_service.errors import TagException
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
-from kms_service.operations.resolve import reload_key, require_state, resolve_key
+from kms_service.operations.resolve import (
+    reload_key,
+    require_customer_managed,
+    require_state,
+    resolve_key,
+)
 
 MAX_TAGS_PER_KEY = 50
 
@@ -39,6 +44,7 @@ def tag_resource(services: Services, scope: RequestScope, request: Request) -> N
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)
+        require_customer_managed(key)
         require_state(key, allow=("Enabled", "Disabled", "PendingImport", "Unavailable"))
         existing = [tag_key for tag_key, _ in services.store.tags(key)]
         services.store.put_tags(key, check_new_tags(request["Tags"], existing=existing))
@@ -49,6 +55,7 @@ def untag_resource(services: Services, scope: RequestScope, request: Request) ->
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)
+        require_customer_managed(key)
         require_state(key, allow=("Enabled", "Disabled", "PendingImport", "Unavailable"))
         services.store.delete_tags(key, request["TagKeys"])
 
