@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from kms_service.errors import ConfigurationError
@@ -34,6 +37,32 @@ def _serve_parser(subparsers: Any) -> None:
     )
     serve.add_argument("--log-level", help="debug, info, warning, error (MOCK_KMS_LOG_LEVEL)")
     serve.add_argument("--pkcs11-pin-file", help="file holding the PKCS#11 user PIN")
+    serve.add_argument(
+        "--no-s3",
+        action="store_true",
+        default=None,
+        help="serve only the KMS, not the S3 endpoint beside it (MOCK_KMS_NO_S3)",
+    )
+    serve.add_argument(
+        "--s3-kms-endpoint",
+        help="KMS the S3 side calls, http(s)://HOST[:PORT] (MOCK_KMS_S3_KMS_ENDPOINT; "
+        "default: this server)",
+    )
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="serve HTTPS with a self-signed certificate in DATA_DIR/tls (MOCK_KMS_TLS)",
+    )
+    serve.add_argument("--tls-cert", help="PEM certificate to serve HTTPS with (MOCK_KMS_TLS_CERT)")
+    serve.add_argument("--tls-key", help="PEM private key for --tls-cert (MOCK_KMS_TLS_KEY)")
+    serve.add_argument(
+        "--allow-sse-c-over-http",
+        action="store_true",
+        default=None,
+        help="accept SSE-C keys over plain HTTP, which AWS refuses; local use only "
+        "(MOCK_KMS_ALLOW_SSE_C_OVER_HTTP)",
+    )
     serve.set_defaults(handler=serve_command)
 
 
@@ -44,6 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         for name in (
             "bind", "data_dir", "backend", "workers", "threads", "region", "account_id",
             "auth", "credentials_file", "log_level", "pkcs11_pin_file",
+            "no_s3", "s3_kms_endpoint", "tls", "tls_cert", "tls_key", "allow_sse_c_over_http",
         )
     }  # fmt: skip
     return Settings.from_sources(options).validate()
@@ -61,9 +91,10 @@ def preflight(settings: Settings) -> None:
     except OSError as exc:
         raise ConfigurationError(f"cannot create --data-dir {settings.data_dir}: {exc}") from None
     try:
-        load_root_key(settings.data_dir, settings.root_key, create=True)
+        root_key = load_root_key(settings.data_dir, settings.root_key, create=True)
     except RootKeyError as exc:
         raise ConfigurationError(str(exc)) from None
+    check_software_keystore(settings, root_key)
     store = MetadataStore(settings.data_dir)
     try:
         store.initialise()
@@ -72,6 +103,60 @@ def preflight(settings: Settings) -> None:
     finally:
         store.close()
     build_authenticator(settings)
+    if settings.backend == "pkcs11":
+        # Checked in a child process: the gunicorn master never loads the PKCS#11 module.
+        from kms_service.app import open_pkcs11
+
+        open_pkcs11(settings)
+    preflight_tls_and_s3(settings)
+    check_bind(settings.bind)
+
+
+def check_software_keystore(settings: Settings, root_key: bytes) -> None:
+    """Open (and create) the software keystore once, then close it before any fork: a
+    corrupt keystore file is one line here, not a worker that fails to boot."""
+    import sqlite3
+
+    from backends.base import BackendError
+    from backends.software import KEYSTORE_FILE, SoftwareBackend
+
+    try:
+        SoftwareBackend(settings.data_dir, root_key).close()
+    except (BackendError, sqlite3.Error) as exc:
+        raise ConfigurationError(
+            f"cannot open {settings.data_dir / KEYSTORE_FILE}: {exc}"
+        ) from None
+
+
+def check_bind(bind: str) -> None:
+    """Fail fast, in one line, when ``bind`` cannot be listened on (port in use, address not
+    local, unknown host), instead of gunicorn's five retries. Raises ConfigurationError."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As gunicorn does, so that a port in TIME_WAIT is not reported as busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"cannot listen on --bind {bind}: {reason}") from None
+
+
+def preflight_tls_and_s3(settings: Settings) -> None:
+    """Generate the ``--tls`` certificate and prepare the S3 state (its master key, leftovers
+    of interrupted writes) before any worker starts. Raises :class:`ConfigurationError`."""
+    from kms_service.tls import ensure_certificate
+
+    ensure_certificate(settings)
+    if settings.s3_enabled:
+        from s3_service.service import prepare_s3
+
+        prepare_s3(settings)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -82,12 +167,43 @@ def serve_command(args: argparse.Namespace) -> int:
     return run_gunicorn(settings)
 
 
+def softhsm_init_command(args: argparse.Namespace) -> int:
+    """Create (or keep) a SoftHSM token in the data directory; print the environment to
+    serve on it as shell ``export`` lines, for ``eval``."""
+    import shlex
+
+    from backends.softhsm import SoftHsmError, init_softhsm_token
+
+    data_dir = Path(args.data_dir or os.environ.get("MOCK_KMS_DATA_DIR") or ".mock-kms")
+    try:
+        token = init_softhsm_token(data_dir, args.label)
+    except SoftHsmError as exc:
+        raise ConfigurationError(str(exc)) from None
+    for name, value in {**token.env(), "MOCK_KMS_DATA_DIR": str(data_dir)}.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def _softhsm_init_parser(subparsers: Any) -> None:
+    init = subparsers.add_parser(
+        "softhsm-init",
+        help="create a SoftHSM token in the data directory and print its environment",
+    )
+    init.add_argument("--data-dir", help="state directory (MOCK_KMS_DATA_DIR, ./.mock-kms)")
+    init.add_argument("--label", default="mock-kms", help="token label (default mock-kms)")
+    init.set_defaults(handler=softhsm_init_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mock-kms", description="A local AWS KMS that speaks the real wire protocol."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _serve_parser(subparsers)
+    _softhsm_init_parser(subparsers)
+    from clients.s3_encryption import cli as s3_cli
+
+    s3_cli.register(subparsers)
     return parser
 
 
