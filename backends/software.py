@@ -158,6 +158,16 @@ class SoftwareBackend:
         self._cache[material_id] = cipher
         return cipher
 
+    def check_root_key(self) -> None:
+        """Raise :class:`BackendUnavailableError` unless the configured root key opens the
+        stored material (checked on one entry: every entry is wrapped under the same key)."""
+        try:
+            row = self._connect().execute("SELECT material_id FROM material LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"software keystore: {exc}") from None
+        if row is not None:
+            self._cipher(row[0])
+
     def encrypt(self, material_id: str, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
         return self._cipher(material_id).encrypt(nonce, plaintext, aad)
 

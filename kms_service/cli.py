@@ -114,14 +114,20 @@ def preflight(settings: Settings) -> None:
 
 def check_software_keystore(settings: Settings, root_key: bytes) -> None:
     """Open (and create) the software keystore once, then close it before any fork: a
-    corrupt keystore file is one line here, not a worker that fails to boot."""
+    corrupt keystore file or a root key that does not open its material is one line here,
+    not a worker that fails to boot or keys that fail at run time."""
     import sqlite3
 
     from backends.base import BackendError
     from backends.software import KEYSTORE_FILE, SoftwareBackend
 
     try:
-        SoftwareBackend(settings.data_dir, root_key).close()
+        keystore = SoftwareBackend(settings.data_dir, root_key)
+        try:
+            # A different root key would make every key unusable at run time: say so now.
+            keystore.check_root_key()
+        finally:
+            keystore.close()
     except (BackendError, sqlite3.Error) as exc:
         raise ConfigurationError(
             f"cannot open {settings.data_dir / KEYSTORE_FILE}: {exc}"

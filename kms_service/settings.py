@@ -19,6 +19,9 @@ BACKENDS = ("software", "pkcs11")
 AUTH_MODES = ("open", "sigv4")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_ENDPOINT = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?/?$")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,16 @@ class Settings:
     pkcs11_token_label: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
     pkcs11_pin_file: Path | None = None
+    #: The S3 endpoint beside the KMS (``--no-s3`` turns it off).
+    no_s3: bool = False
+    #: The KMS the S3 side calls; None means this server itself.
+    s3_kms_endpoint: str | None = None
+    #: Serve HTTPS with a self-signed certificate generated into the data directory.
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Accept SSE-C over plain HTTP (AWS refuses it; only for local use).
+    allow_sse_c_over_http: bool = False
 
     @classmethod
     def from_sources(
@@ -81,6 +94,14 @@ class Settings:
             "pkcs11_token_label": pick("pkcs11_token_label", "PKCS11_TOKEN_LABEL"),
             "pkcs11_pin": pick("pkcs11_pin", "PKCS11_PIN"),
             "pkcs11_pin_file": pick("pkcs11_pin_file", "PKCS11_PIN_FILE"),
+            "no_s3": pick("no_s3", "MOCK_KMS_NO_S3"),
+            "s3_kms_endpoint": pick("s3_kms_endpoint", "MOCK_KMS_S3_KMS_ENDPOINT"),
+            "tls": pick("tls", "MOCK_KMS_TLS"),
+            "tls_cert": pick("tls_cert", "MOCK_KMS_TLS_CERT"),
+            "tls_key": pick("tls_key", "MOCK_KMS_TLS_KEY"),
+            "allow_sse_c_over_http": pick(
+                "allow_sse_c_over_http", "MOCK_KMS_ALLOW_SSE_C_OVER_HTTP"
+            ),
         }
         values: dict[str, Any] = {}
         for name, value in raw.items():
@@ -90,11 +111,22 @@ class Settings:
                 values[name] = _integer(name, value)
             elif name == "clock_offset_seconds":
                 values[name] = _number(name, value)
-            elif name in ("data_dir", "credentials_file", "pkcs11_pin_file"):
+            elif name in ("data_dir", "credentials_file", "pkcs11_pin_file", "tls_cert", "tls_key"):
                 values[name] = Path(value)
+            elif name in ("no_s3", "tls", "allow_sse_c_over_http"):
+                values[name] = _boolean(name, value)
             else:
                 values[name] = str(value)
         return cls(**values)
+
+    @property
+    def s3_enabled(self) -> bool:
+        return not self.no_s3
+
+    @property
+    def tls_enabled(self) -> bool:
+        """HTTPS: ``--tls`` (generated certificate) or an operator's ``--tls-cert``."""
+        return self.tls or self.tls_cert is not None
 
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
@@ -111,6 +143,13 @@ class Settings:
             raise ConfigurationError(
                 f"--backend/MOCK_KMS_BACKEND must be one of {', '.join(BACKENDS)}, "
                 f"got {self.backend!r}"
+            )
+        if self.backend == "pkcs11" and not (self.pkcs11_module and self.pkcs11_token_label):
+            # Checked here, not only in the workers: a worker that fails to boot makes
+            # gunicorn exit with pages of tracebacks instead of one line.
+            raise ConfigurationError(
+                "--backend pkcs11 needs PKCS11_MODULE and PKCS11_TOKEN_LABEL "
+                "(or run `mock-kms softhsm-init --data-dir DIR` and `make run-hsm`)"
             )
         if not 1 <= self.workers <= 64:
             raise ConfigurationError(f"--workers must be between 1 and 64, got {self.workers}")
@@ -143,7 +182,33 @@ class Settings:
                 "MOCK_KMS_ON_DEMAND_ROTATION_LIMIT must be between 1 and 1000, "
                 f"got {self.on_demand_rotation_limit}"
             )
+        self._validate_tls_and_s3()
         return self
+
+    def _validate_tls_and_s3(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigurationError("--tls-cert and --tls-key must be given together")
+        for option, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise ConfigurationError(f"{option} {path} does not exist or is not a file")
+        if self.s3_kms_endpoint is not None and not _ENDPOINT.match(self.s3_kms_endpoint):
+            raise ConfigurationError(
+                "--s3-kms-endpoint/MOCK_KMS_S3_KMS_ENDPOINT must be http(s)://HOST[:PORT], "
+                f"got {self.s3_kms_endpoint!r}"
+            )
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(
+        f"{name} must be one of 1/true/yes/on or 0/false/no/off, got {value!r}"
+    )
 
 
 def _number(name: str, value: Any) -> float:

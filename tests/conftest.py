@@ -18,10 +18,31 @@ TEST_CREDENTIALS = {
 }
 
 
-@pytest.fixture(scope="session")
-def kms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One real ``mock-kms serve`` (2 gunicorn workers, software backend) for the session."""
-    server = start_server(tmp_path_factory.mktemp("kms") / "data", workers=2)
+KEY_BACKENDS = ["software", "pkcs11"]
+
+
+def backend_env(backend: str, base_dir: Path) -> dict[str, str]:
+    """The environment that runs ``mock-kms serve`` on ``backend``: for ``pkcs11``, a fresh
+    SoftHSM token under ``base_dir`` (skips locally without SoftHSM, fails in CI)."""
+    if backend == "software":
+        return {}
+    from tests.support.softhsm import MISSING_REASON, create_softhsm_token, softhsm_available
+
+    if not softhsm_available():
+        require_in_ci(MISSING_REASON)
+    return create_softhsm_token(base_dir)
+
+
+@pytest.fixture(scope="session", params=KEY_BACKENDS)
+def kms_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One real ``mock-kms serve`` (2 gunicorn workers) per key backend for the session:
+    every test that uses it runs once on the software keystore and once on a SoftHSM token."""
+    backend: str = request.param
+    base = tmp_path_factory.mktemp(f"kms-{backend}")
+    env = backend_env(backend, base / "hsm")
+    server = start_server(base / "data", workers=2, env=env)
     try:
         yield server
     finally:

@@ -87,6 +87,10 @@ def dispatch(path: str) -> Response:
     try:
         name = operation_name(request.headers.get("X-Amz-Target"))
         raw = request.get_data(cache=False)
+        if request.content_length is None and len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
+            # A chunked body is cut at the cap by werkzeug, silently: refuse it, never parse
+            # its first megabyte as if it were the whole request.
+            raise _too_large()
         caller = _authenticator().authenticate(
             request.method,
             _raw_path(),

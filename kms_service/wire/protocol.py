@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from kms_service.errors import KmsError, SerializationException, UnknownOperationException
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "TrentService."
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def operation_name(target: str | None) -> str:
@@ -27,11 +29,19 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # Strict UTF-8 first: json.loads(bytes) would let UTF-8-encoded surrogates through.
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SerializationException("Request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise SerializationException("Request body must be a JSON object.")
+    if _SURROGATE_ESCAPE.search(raw) is not None:
+        # A lone "\ud800" escape decodes to a str that cannot be encoded as UTF-8 (SQLite,
+        # the context encoding); a valid pair decodes to one code point and passes.
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise SerializationException("Request body is not valid JSON.") from None
     return body
 
 

@@ -23,9 +23,13 @@ KEY_SPECS = [
     "RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
     "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512",
     "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519",
+    "ML_KEM_512", "ML_KEM_768", "ML_KEM_1024",
 ]  # fmt: skip
 CUSTOMER_MASTER_KEY_SPECS = KEY_SPECS[:13]
-KEY_USAGES = ["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"]
+KEY_USAGES = [
+    "SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",
+    "ENCAPSULATE_DECAPSULATE",
+]  # fmt: skip
 ORIGINS = ["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]
 ENCRYPTION_ALGORITHMS = ["SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]
 DATA_KEY_SPECS = ["AES_256", "AES_128"]
@@ -147,6 +151,7 @@ class GenerateDataKeyWithoutPlaintext(RequestSchema):
 class GenerateRandom(RequestSchema):
     NumberOfBytes = AwsInteger(minimum=1, maximum=1024)
     CustomKeyStoreId = AwsString(min_length=1, max_length=64)
+    Recipient = AwsStruct(RecipientSchema)
 
 
 class EnableKeyRotation(RequestSchema):

@@ -61,6 +61,10 @@ def _aws_error(schema: Schema, messages: Any, raw: Any) -> Exception:
             return SerializationException(
                 f"Unable to parse member '{path}': wrong JSON type or encoding"
             )
+    if not problems:
+        # marshmallow reported something the walk above could not place: still the caller's
+        # fault, never an empty "0 validation errors detected".
+        return SerializationException("Unable to parse the request: wrong JSON type or encoding")
     phrases = [
         _phrase(kind, path, text, value, sensitive)
         for kind, path, text, value, sensitive in problems
@@ -126,6 +130,9 @@ def _collect_field(
             member_path = f"{path}.{index + 1}.member"
             if isinstance(field.member, AwsField):
                 _collect_field(field.member, messages[index], item, member_path, out)
+            elif not isinstance(messages[index], dict):
+                # The item itself is wrong (``Tags: [1]``), not one of its members.
+                _collect_field(field, messages[index], item, member_path, out)
             else:
                 _collect(field.member(), messages[index], item, member_path + ".", out)
         return

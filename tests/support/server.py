@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,10 +37,12 @@ class RunningServer:
     data_dir: Path
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: "https" when started with --tls/--tls-cert.
+    scheme: str = "http"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -49,7 +52,11 @@ class RunningServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def health(self) -> dict[str, object]:
-        with urllib.request.urlopen(self.endpoint + "/healthz", timeout=5) as response:
+        # The --tls certificate is self-signed; the health probe only checks liveness.
+        context = ssl._create_unverified_context() if self.scheme == "https" else None
+        with urllib.request.urlopen(
+            self.endpoint + "/healthz", timeout=5, context=context
+        ) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
     def stop(self) -> None:
@@ -98,7 +105,10 @@ def start_server(
     log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
     log_file.close()
-    server = RunningServer(process, port, data_dir, log_path, dict(env or {}))
+    tls = any(arg in ("--tls", "--tls-cert") for arg in extra_args or [])
+    server = RunningServer(
+        process, port, data_dir, log_path, dict(env or {}), "https" if tls else "http"
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
