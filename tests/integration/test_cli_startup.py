@@ -13,14 +13,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.server import RunningServer, free_port, running_server
 from tests.support.wire import (
     Caller,
-    LogWatch,
     child_pids,
     clean_env,
     kms_client,
@@ -360,3 +358,29 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "State:\tZ" not in status.read_text()
+
+
+@pytest.mark.parametrize(
+    ("case", "mentions"),
+    [("missing-module", "PKCS11_MODULE"), ("wrong-pin", "PIN"), ("unknown-label", "token")],
+)
+def test_pkcs11_misconfiguration_fails_fast_in_one_line(
+    tmp_path: Path, case: str, mentions: str
+) -> None:
+    """A wrong module, PIN or token label is found before gunicorn forks (the check runs in a
+    child process, so the master never loads the PKCS#11 module)."""
+    from tests.conftest import backend_env
+
+    env = backend_env("pkcs11", tmp_path / "hsm")
+    if case == "missing-module":
+        env["PKCS11_MODULE"] = str(tmp_path / "no-such-module.so")
+    elif case == "wrong-pin":
+        pin_file = tmp_path / "wrong.pin"
+        pin_file.write_text("000000\n")
+        env["PKCS11_PIN_FILE"] = str(pin_file)
+    else:
+        env["PKCS11_TOKEN_LABEL"] = "no-such-token"
+    result = run_serve_expecting_failure(
+        ["--data-dir", str(tmp_path / "data"), "--bind", "127.0.0.1:0"], env=env
+    )
+    assert_one_line_failure(result, mentions)
