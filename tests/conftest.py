@@ -56,7 +56,7 @@ def make_kms_client(endpoint: str, region: str = "us-east-1", **credentials: str
         "kms",
         endpoint_url=endpoint,
         region_name=region,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
         **creds,
     )
 

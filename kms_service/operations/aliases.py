@@ -15,6 +15,7 @@ from kms_service.errors import (
     ValidationException,
 )
 from kms_service.operations.context import RequestScope, Services
+from kms_service.operations.keys import purge_due_deletions
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
 from kms_service.operations.resolve import reload_key, require_customer_managed, resolve_key
 from kms_service.store import AliasRecord, KeyRecord
@@ -80,7 +81,11 @@ def update_alias(services: Services, scope: RequestScope, request: Request) -> N
         key = reload_key(services, key)
         if key.state == "PendingDeletion":
             raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
-        if services.store.count_aliases(key) >= MAX_ALIASES_PER_KEY:
+        # Retargeting an alias to the key it already names adds no alias to that key.
+        if (
+            alias.target_key_id != key.key_id
+            and services.store.count_aliases(key) >= MAX_ALIASES_PER_KEY
+        ):
             raise LimitExceededException(
                 f"Cannot exceed quota for AliasesPerKey: {MAX_ALIASES_PER_KEY}"
             )
@@ -99,6 +104,9 @@ def delete_alias(services: Services, scope: RequestScope, request: Request) -> N
 
 
 def list_aliases(services: Services, scope: RequestScope, request: Request) -> Response:
+    """ListAliases; like ListKeys, completes due deletions first so that no alias of a key
+    whose deletion window has ended is listed."""
+    purge_due_deletions(services, scope)
     key_id = None
     if request.get("KeyId") is not None:
         key_id = resolve_key(services, scope, request["KeyId"]).key_id

@@ -35,7 +35,7 @@ from kms_service.errors import (
     ValidationException,
 )
 from kms_service.operations.context import RequestScope, Services
-from kms_service.operations.resolve import require_state, resolve_key
+from kms_service.operations.resolve import KEY_ID_PATTERN, require_state, resolve_key
 from kms_service.store import KeyRecord
 
 Request = dict[str, Any]
@@ -111,6 +111,10 @@ def unseal(
             )
         key = requested
     else:
+        # The blob names its key by bare id in the caller's account and region; anything
+        # else there (an ARN, an alias) is a bad blob, never a reason for another error.
+        if not KEY_ID_PATTERN.match(parsed.key_id):
+            raise InvalidCiphertextException()
         try:
             key = resolve_key(services, scope, parsed.key_id)
         except NotFoundException:

@@ -7,10 +7,13 @@ time any operation sees it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
+from backends.base import BackendError
 from kms_service.errors import (
+    AccessDeniedException,
     DisabledException,
     KMSInvalidStateException,
     NotFoundException,
@@ -67,14 +70,30 @@ def parse_reference(scope: RequestScope, value: str, *, allow_alias: bool) -> Ke
 
 
 def resolve_key(
-    services: Services, scope: RequestScope, value: str, *, allow_alias: bool = False
+    services: Services,
+    scope: RequestScope,
+    value: str,
+    *,
+    allow_alias: bool = False,
+    cross_account: bool | None = None,
 ) -> KeyRecord:
     """The key ``value`` names, after lazy deletion and rotation.
 
     Raises :class:`NotFoundException` (AWS wording, ARN in the message) when there is none.
     AWS managed keys behind ``alias/aws/<service>`` are created on first use, as on AWS.
+    ``cross_account`` (default: ``allow_alias``, since on AWS the operations that take an
+    alias are the ones usable across accounts) says whether another account's key ARN may be
+    used; if not, it raises :class:`AccessDeniedException`, as AWS does whatever the policy.
     """
     reference = parse_reference(scope, value, allow_alias=allow_alias)
+    if reference.account_id != scope.account_id and not (
+        allow_alias if cross_account is None else cross_account
+    ):
+        raise AccessDeniedException(
+            f"User: {scope.principal_arn} is not authorized to perform this operation on "
+            f"resource: {value} because the operation does not support KMS keys in other "
+            "accounts"
+        )
     if reference.alias_name is not None:
         alias_arn = f"arn:aws:kms:{reference.region}:{reference.account_id}:{reference.alias_name}"
         alias = services.store.get_alias(
@@ -138,20 +157,23 @@ def rotate_automatically(services: Services, key: KeyRecord, now: float) -> KeyR
     material_id = new_material(services, key.backend)
     with services.store.write():
         current = services.store.get_key(key.account_id, key.region, key.key_id)
-        if current is None:
-            return key
-        if not (
-            current.rotation_enabled
+        due = (
+            current is not None
+            and current.rotation_enabled
             and current.state == "Enabled"
             and current.next_rotation_date is not None
             and current.next_rotation_date <= now
-        ):
-            return current  # another worker rotated it first
-        period = float(current.rotation_period_days or 365) * SECONDS_PER_DAY
-        services.store.add_material(current, material_id, now, "AUTOMATIC")
-        services.store.update_key(current, next_rotation_date=now + period)
-        rotated = services.store.get_key(key.account_id, key.region, key.key_id)
-    return rotated or current
+        )
+        if current is not None and due:
+            period = float(current.rotation_period_days or 365) * SECONDS_PER_DAY
+            services.store.add_material(current, material_id, now, "AUTOMATIC")
+            services.store.update_key(current, next_rotation_date=now + period)
+            current = services.store.get_key(key.account_id, key.region, key.key_id) or current
+    if not due:
+        # Another worker rotated (or deleted) the key first: this material is nobody's.
+        with contextlib.suppress(BackendError):
+            services.backend(key.backend).destroy_material(material_id)
+    return current or key
 
 
 def _aws_managed_key(services: Services, scope: RequestScope, alias_name: str) -> KeyRecord:

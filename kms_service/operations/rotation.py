@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from backends.base import BackendError
 from kms_service.errors import (
     InvalidMarkerException,
+    KmsError,
     KMSInvalidStateException,
     LimitExceededException,
 )
@@ -19,6 +22,7 @@ from kms_service.operations.resolve import (
     require_state,
     resolve_key,
 )
+from kms_service.store import KeyRecord
 
 Request = dict[str, Any]
 Response = dict[str, Any]
@@ -74,18 +78,31 @@ def rotate_key_on_demand(services: Services, scope: RequestScope, request: Reque
     require_customer_managed(key)
     require_state(key, allow=("Enabled",))
     limit = services.settings.on_demand_rotation_limit
+    # Checked before material is created too, so a refused rotation leaves none behind.
+    _check_rotation_limit(key, limit)
     material_id = new_material(services, key.backend)
-    with services.store.write():
-        key = reload_key(services, key)
-        require_state(key, allow=("Enabled",))
-        if key.on_demand_rotations >= limit:
-            raise LimitExceededException(
-                "The on-demand rotations limit has been reached for the given keyId. "
-                f"No more on-demand rotations can be performed for this key: {key.arn}"
-            )
-        services.store.add_material(key, material_id, services.clock.now(), "ON_DEMAND")
-        services.store.update_key(key, on_demand_rotations=key.on_demand_rotations + 1)
+    try:
+        with services.store.write():
+            key = reload_key(services, key)
+            require_state(key, allow=("Enabled",))
+            _check_rotation_limit(key, limit)
+            services.store.add_material(key, material_id, services.clock.now(), "ON_DEMAND")
+            services.store.update_key(key, on_demand_rotations=key.on_demand_rotations + 1)
+    except KmsError:
+        # Another request changed the key meanwhile: the new material is nobody's.
+        with contextlib.suppress(BackendError):
+            services.backend(key.backend).destroy_material(material_id)
+        raise
     return {"KeyId": key.arn}
+
+
+def _check_rotation_limit(key: KeyRecord, limit: int) -> None:
+    """Raise AWS's LimitExceededException when ``key`` has used its on-demand rotations."""
+    if key.on_demand_rotations >= limit:
+        raise LimitExceededException(
+            "The on-demand rotations limit has been reached for the given keyId. "
+            f"No more on-demand rotations can be performed for this key: {key.arn}"
+        )
 
 
 def list_key_rotations(services: Services, scope: RequestScope, request: Request) -> Response:
