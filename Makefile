@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install clean
+.PHONY: run run-hsm test lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mock-kms serve
 
+# The service on a SoftHSM token kept in ./.mock-kms/softhsm (needs: apt-get install softhsm2).
+run-hsm: $(STAMP)
+	eval "$$($(BIN)/mock-kms softhsm-init --data-dir .mock-kms)" && $(BIN)/mock-kms serve --backend pkcs11
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check kms_service backends clients tests
-	$(BIN)/ruff format --check kms_service backends clients tests
+	$(BIN)/ruff check kms_service backends clients s3_service tests
+	$(BIN)/ruff format --check kms_service backends clients s3_service tests
 	$(BIN)/mypy
 
 clean:

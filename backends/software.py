@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hmac
 import os
 import sqlite3
 import threading
@@ -131,10 +132,49 @@ class SoftwareBackend:
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"software keystore: {exc}") from None
 
+    def import_material(self, material_id: str, material: bytes) -> None:
+        """Keep caller-supplied AES-256 ``material`` (seed files) under ``material_id``,
+        wrapped under the root key exactly like generated material.
+
+        Idempotent for the same bytes. Raises ``ValueError`` when ``material`` is not 32
+        bytes or the id already holds other material, :class:`BackendUnavailableError`.
+        """
+        if len(material) != 32:
+            raise ValueError("key material must be 32 bytes (AES-256)")
+        try:
+            existing = self.export_material(material_id)
+        except MaterialNotFoundError:
+            existing = None
+        if existing is not None:
+            if not hmac.compare_digest(existing, material):
+                raise ValueError(f"key material {material_id} already holds other material")
+            return
+        nonce = os.urandom(NONCE_SIZE)
+        wrapped = self._root.encrypt(nonce, material, material_id.encode())
+        try:
+            self._connect().execute(
+                "INSERT OR IGNORE INTO material (material_id, nonce, wrapped) VALUES (?, ?, ?)",
+                (material_id, nonce, wrapped),
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"software keystore: {exc}") from None
+
+    def export_material(self, material_id: str) -> bytes:
+        """The unwrapped material (``mock-kms export --include-material``, seed checks).
+
+        Raises :class:`MaterialNotFoundError`, :class:`BackendUnavailableError`.
+        """
+        return self._unwrap(material_id)
+
     def _cipher(self, material_id: str) -> AESGCM:
         cipher = self._cache.get(material_id)
         if cipher is not None:
             return cipher
+        cipher = AESGCM(self._unwrap(material_id))
+        self._cache[material_id] = cipher
+        return cipher
+
+    def _unwrap(self, material_id: str) -> bytes:
         try:
             row = (
                 self._connect()
@@ -148,15 +188,12 @@ class SoftwareBackend:
         if row is None:
             raise MaterialNotFoundError(material_id)
         try:
-            material = self._root.decrypt(row[0], row[1], material_id.encode())
+            return self._root.decrypt(row[0], row[1], material_id.encode())
         except InvalidTag:
             # Wrong root key, or a wrapped key moved between ids: unusable, never guessed at.
             raise BackendUnavailableError(
                 "software keystore: key material does not open under the configured root key"
             ) from None
-        cipher = AESGCM(material)
-        self._cache[material_id] = cipher
-        return cipher
 
     def check_root_key(self) -> None:
         """Raise :class:`BackendUnavailableError` unless the configured root key opens the

@@ -94,4 +94,12 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["mock_kms.services"] = build_services(settings)
     app.extensions["mock_kms.authenticator"] = build_authenticator(settings)
     app.register_blueprint(blueprint)
+    if settings.s3_enabled:
+        # S3 sits beside the KMS: requests without X-Amz-Target go to it (see s3_service.routing).
+        from s3_service.service import mount_s3
+
+        mount_s3(app, settings)
+    from kms_service.operability import install
+
+    install(app, settings)  # metrics, audit, faults, dev endpoints: wraps app.wsgi_app last
     return app

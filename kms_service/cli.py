@@ -63,6 +63,19 @@ def _serve_parser(subparsers: Any) -> None:
         help="accept SSE-C keys over plain HTTP, which AWS refuses; local use only "
         "(MOCK_KMS_ALLOW_SSE_C_OVER_HTTP)",
     )
+    serve.add_argument("--seed", help="seed file reconciled at every start (MOCK_KMS_SEED)")
+    serve.add_argument(
+        "--dev-endpoints",
+        action="store_true",
+        default=None,
+        help="serve /_mock-kms/ (clock, reset, faults) (MOCK_KMS_DEV_ENDPOINTS)",
+    )
+    serve.add_argument(
+        "--audit-log", help="JSON-lines audit log file, or - for stdout (MOCK_KMS_AUDIT_LOG)"
+    )
+    serve.add_argument(
+        "--faults-file", help="fault-injection rules, YAML/JSON (MOCK_KMS_FAULTS_FILE)"
+    )
     serve.set_defaults(handler=serve_command)
 
 
@@ -74,6 +87,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "bind", "data_dir", "backend", "workers", "threads", "region", "account_id",
             "auth", "credentials_file", "log_level", "pkcs11_pin_file",
             "no_s3", "s3_kms_endpoint", "tls", "tls_cert", "tls_key", "allow_sse_c_over_http",
+            "seed", "dev_endpoints", "audit_log", "faults_file",
         )
     }  # fmt: skip
     return Settings.from_sources(options).validate()
@@ -110,6 +124,9 @@ def preflight(settings: Settings) -> None:
         open_pkcs11(settings)
     preflight_tls_and_s3(settings)
     check_bind(settings.bind)
+    from kms_service.operability import prepare
+
+    prepare(settings)  # metrics directory, fault rules, seed (before any worker forks)
 
 
 def check_software_keystore(settings: Settings, root_key: bytes) -> None:
@@ -210,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     from clients.s3_encryption import cli as s3_cli
 
     s3_cli.register(subparsers)
+    from kms_service.admin import client as admin_cli
+    from kms_service.seeding import export
+
+    admin_cli.register(subparsers)
+    export.register(subparsers)
     return parser
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from kms_service.settings import Settings
+from kms_service.tls import certificate_files
 
 
 class MockKmsServer(BaseApplication):  # type: ignore[misc]
@@ -35,6 +36,9 @@ class MockKmsServer(BaseApplication):  # type: ignore[misc]
             # machine (tests, CI) would fight over it, and nothing here needs it.
             "control_socket_disable": True,
         }
+        files = certificate_files(self.settings)
+        if files is not None:
+            options["certfile"], options["keyfile"] = str(files[0]), str(files[1])
         for name, value in options.items():
             self.cfg.set(name, value)
 

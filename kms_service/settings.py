@@ -57,6 +57,14 @@ class Settings:
     tls_key: Path | None = None
     #: Accept SSE-C over plain HTTP (AWS refuses it; only for local use).
     allow_sse_c_over_http: bool = False
+    #: The /_mock-kms/ admin endpoints (clock, reset, faults); off means 404.
+    dev_endpoints: bool = False
+    #: Seed file reconciled at every start (kms_service.seeding).
+    seed: Path | None = None
+    #: JSON-lines audit log: a file path, or "-" for standard output; None: no audit log.
+    audit_log: str | None = None
+    #: Fault-injection rules loaded at start (needs dev_endpoints).
+    faults_file: Path | None = None
 
     @classmethod
     def from_sources(
@@ -102,6 +110,10 @@ class Settings:
             "allow_sse_c_over_http": pick(
                 "allow_sse_c_over_http", "MOCK_KMS_ALLOW_SSE_C_OVER_HTTP"
             ),
+            "dev_endpoints": pick("dev_endpoints", "MOCK_KMS_DEV_ENDPOINTS"),
+            "seed": pick("seed", "MOCK_KMS_SEED"),
+            "audit_log": pick("audit_log", "MOCK_KMS_AUDIT_LOG"),
+            "faults_file": pick("faults_file", "MOCK_KMS_FAULTS_FILE"),
         }
         values: dict[str, Any] = {}
         for name, value in raw.items():
@@ -111,9 +123,12 @@ class Settings:
                 values[name] = _integer(name, value)
             elif name == "clock_offset_seconds":
                 values[name] = _number(name, value)
-            elif name in ("data_dir", "credentials_file", "pkcs11_pin_file", "tls_cert", "tls_key"):
+            elif name in (
+                "data_dir", "credentials_file", "pkcs11_pin_file", "tls_cert", "tls_key",
+                "seed", "faults_file",
+            ):  # fmt: skip
                 values[name] = Path(value)
-            elif name in ("no_s3", "tls", "allow_sse_c_over_http"):
+            elif name in ("no_s3", "tls", "allow_sse_c_over_http", "dev_endpoints"):
                 values[name] = _boolean(name, value)
             else:
                 values[name] = str(value)

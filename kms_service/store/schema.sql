@@ -1,4 +1,4 @@
--- mock-kms metadata, schema version 1. Key material never lives here: only ids of it.
+-- mock-kms metadata, schema version 2. Key material never lives here: only ids of it.
 CREATE TABLE IF NOT EXISTS keys (
     account_id            TEXT    NOT NULL,
     region                TEXT    NOT NULL,
@@ -59,4 +59,11 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE TABLE IF NOT EXISTS pending_destruction (
     material_id  TEXT PRIMARY KEY,
     backend      TEXT NOT NULL
+);
+
+-- Service-wide settings every worker reads (schema version 2): the movable clock's offset,
+-- the fault-injection rules. Read through a short cache, never per operation.
+CREATE TABLE IF NOT EXISTS service_settings (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
 );

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 DATABASE_FILE = "mock-kms.sqlite3"
-SCHEMA_VERSION = 1
+#: 2 added ``service_settings`` (the movable clock, fault injection). schema.sql only uses
+#: ``CREATE ... IF NOT EXISTS``, so running it migrates any older database in place.
+SCHEMA_VERSION = 2
+#: Rows one thread may keep between database changes (see ``MetadataStore._read_cache``).
+_READ_CACHE_LIMIT = 4096
 
 
 class StoreError(Exception):
@@ -137,7 +141,35 @@ class MetadataStore:
             connection.execute("PRAGMA busy_timeout=30000")
             self._local.connection = connection
             self._local.depth = 0
+            # A new connection starts new data_version/total_changes counters: nothing cached
+            # under the old connection's token may be trusted.
+            self._local.cache = {}
+            self._local.cache_token = None
         return connection
+
+    def _read_cache(self) -> dict[tuple[str, ...], Any] | None:
+        """This thread's cache of rows read outside transactions, emptied whenever the
+        database may have changed since they were read; None inside a transaction, whose
+        reads must see its own uncommitted writes and must not outlive a rollback.
+
+        Checking costs one ``PRAGMA data_version`` (it changes with every commit by any other
+        connection, in this worker or another) plus this connection's ``total_changes`` (its
+        own writes, which data_version does not count): much less than the key query, and a
+        key disabled through one worker is still refused by every worker on its next request.
+        """
+        connection = self._connection()
+        if connection.in_transaction:
+            return None
+        token = (
+            connection.execute("PRAGMA data_version").fetchone()[0],
+            connection.total_changes,
+        )
+        local = self._local
+        if token != local.cache_token or len(local.cache) >= _READ_CACHE_LIMIT:
+            local.cache = {}
+            local.cache_token = token
+        cache: dict[tuple[str, ...], Any] = local.cache
+        return cache
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -173,11 +205,22 @@ class MetadataStore:
 
     # --- keys --------------------------------------------------------------------------
     def get_key(self, account_id: str, region: str, key_id: str) -> KeyRecord | None:
+        cache = self._read_cache()
+        cache_key = ("key", account_id, region, key_id)
+        if cache is not None:
+            cached: KeyRecord | None = cache.get(cache_key)
+            if cached is not None:
+                return cached
         row = self._execute(
             _KEY_SELECT + " WHERE k.account_id = ? AND k.region = ? AND k.key_id = ?",
             (account_id, region, key_id),
         ).fetchone()
-        return None if row is None else _key_from_row(row)
+        key = None if row is None else _key_from_row(row)
+        if cache is not None and key is not None:
+            # Only keys that exist: ids that do not cannot grow the cache (it is bounded
+            # anyway), and a miss stays a plain query.
+            cache[cache_key] = key
+        return key
 
     def insert_key(self, key: KeyRecord) -> None:
         placeholders = ", ".join("?" for _ in _KEY_COLUMNS)
@@ -270,11 +313,17 @@ class MetadataStore:
         return [MaterialRecord(*row) for row in rows]
 
     def key_owns_material(self, key: KeyRecord, material_id: str) -> bool:
+        cache = self._read_cache()
+        cache_key = ("owns", key.account_id, key.region, key.key_id, material_id)
+        if cache is not None and cache.get(cache_key):
+            return True
         row = self._execute(
             "SELECT 1 FROM key_materials"
             " WHERE material_id = ? AND account_id = ? AND region = ? AND key_id = ?",
             (material_id, key.account_id, key.region, key.key_id),
         ).fetchone()
+        if cache is not None and row is not None:
+            cache[cache_key] = True
         return row is not None
 
     def pending_destruction(self) -> list[tuple[str, str]]:
@@ -373,4 +422,46 @@ class MetadataStore:
         self._connection().executemany(
             "DELETE FROM tags WHERE account_id = ? AND region = ? AND key_id = ? AND tag_key = ?",
             [(key.account_id, key.region, key.key_id, k) for k in tag_keys],
+        )
+
+    # --- whole-service views (seeding, export, reset, metrics) --------------------------
+    def all_keys(self) -> list[KeyRecord]:
+        """Every key of every account and region, in a stable order."""
+        rows = self._execute(_KEY_SELECT + " ORDER BY k.account_id, k.region, k.key_id")
+        return [_key_from_row(row) for row in rows.fetchall()]
+
+    def all_aliases(self) -> list[AliasRecord]:
+        """Every alias of every account and region, in a stable order."""
+        rows = self._execute(
+            "SELECT account_id, region, alias_name, target_key_id, creation_date,"
+            " last_updated_date FROM aliases ORDER BY account_id, region, alias_name"
+        )
+        return [AliasRecord(*row) for row in rows.fetchall()]
+
+    def count_keys_by_state(self) -> dict[str, int]:
+        rows = self._execute("SELECT state, count(*) FROM keys GROUP BY state").fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    def material_owner(self, material_id: str) -> tuple[str, str, str] | None:
+        """``(account, region, key id)`` of the key holding ``material_id``, if any."""
+        row = self._execute(
+            "SELECT account_id, region, key_id FROM key_materials WHERE material_id = ?",
+            (material_id,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    # --- service settings (shared by every worker: clock offset, faults) ---------------
+    def service_settings(self) -> dict[str, str]:
+        rows = self._execute("SELECT name, value FROM service_settings").fetchall()
+        return {str(row[0]): str(row[1]) for row in rows}
+
+    def set_service_setting(self, name: str, value: str | None) -> None:
+        """Set ``name`` to ``value``; None removes it."""
+        if value is None:
+            self._execute("DELETE FROM service_settings WHERE name = ?", (name,))
+            return
+        self._execute(
+            "INSERT INTO service_settings (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
         )

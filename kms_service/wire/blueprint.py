@@ -10,10 +10,11 @@ import json
 import logging
 import sqlite3
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from kms_service.errors import (
@@ -86,6 +87,7 @@ def dispatch(path: str) -> Response:
     request_id = str(uuid.uuid4())
     try:
         name = operation_name(request.headers.get("X-Amz-Target"))
+        g.kms_operation = name  # g.kms_*: read by the metrics and audit hooks (operability)
         raw = request.get_data(cache=False)
         if request.content_length is None and len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
             # A chunked body is cut at the cap by werkzeug, silently: refuse it, never parse
@@ -97,8 +99,11 @@ def dispatch(path: str) -> Response:
             request.query_string.decode("latin-1"),
             request.headers,
             raw,
-            _services().clock.now_datetime(),
+            # Signatures are checked against real time: the movable clock (dev endpoints)
+            # moves key lifecycles, not the clients' signing clocks.
+            datetime.now(UTC),
         )
+        g.kms_caller = caller
         operation = OPERATIONS.get(name)
         if operation is None:
             if name in KNOWN_UNIMPLEMENTED:
@@ -106,7 +111,12 @@ def dispatch(path: str) -> Response:
             raise UnknownOperationException()
         params = load_request(_SCHEMA_INSTANCES[name], parse_body(raw))
         scope = RequestScope(caller.account_id, caller.region, caller.principal_arn)
+        g.kms_params = params
+        before_operation = current_app.extensions.get("mock_kms.before_operation")
+        if before_operation is not None:
+            before_operation(name)  # fault injection: may sleep, or raise an injected error
         result: dict[str, Any] | None = operation(_services(), scope, params)
+        g.kms_result = result
     except KmsError as error:
         return error_response(error, request_id)
     except RequestEntityTooLarge:

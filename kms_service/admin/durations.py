@@ -1,0 +1,24 @@
+"""Durations as people type them: ``400d``, ``12h``, ``1d12h30m``, ``2w``, ``90s`` or plain
+seconds."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+_WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?[wdhms])+$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``. Raises ``ValueError`` with the accepted forms."""
+    cleaned = text.strip().lower().replace(" ", "")
+    try:
+        return float(cleaned)
+    except ValueError:
+        pass
+    if not _WHOLE.match(cleaned):
+        raise ValueError(
+            f"not a duration: {text!r} (use e.g. 400d, 12h, 1d12h, 30m, 90s, 2w or seconds)"
+        )
+    return sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(cleaned))

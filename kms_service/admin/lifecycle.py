@@ -1,0 +1,61 @@
+"""What the developer endpoints do to the service: move the clock, wipe the state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kms_service.operations import Services
+from kms_service.operations.material import destroy_pending_material
+from kms_service.operations.resolve import apply_due_lifecycle
+from kms_service.shared_settings import CLOCK_OFFSET, FAULTS, SharedSettings
+
+
+@dataclass(frozen=True)
+class LifecycleSweep:
+    rotated: int
+    deleted: int
+
+
+def clock_state(services: Services, shared: SharedSettings) -> dict[str, float | str]:
+    """The clock as the admin endpoint reports it."""
+    start = services.settings.clock_offset_seconds
+    moved = shared.clock_offset()
+    return {
+        "offset_seconds": start + moved,
+        "moved_offset_seconds": moved,
+        "start_offset_seconds": start,
+        "now": services.clock.now_datetime().isoformat().replace("+00:00", "Z"),
+        "now_epoch_seconds": services.clock.now(),
+    }
+
+
+def move_clock(shared: SharedSettings, moved_offset_seconds: float) -> None:
+    """Set the run-time offset for every worker (raises ``sqlite3.Error``)."""
+    shared.set(CLOCK_OFFSET, repr(moved_offset_seconds) if moved_offset_seconds else None)
+
+
+def sweep_due_lifecycle(services: Services) -> LifecycleSweep:
+    """Apply every automatic rotation and scheduled deletion that has come due, in every
+    account, as if time had passed with a background job running (the lazy path would do
+    the same on each key's next use)."""
+    rotated = deleted = 0
+    for key in services.store.all_keys():
+        after = apply_due_lifecycle(services, key)
+        if after is None:
+            deleted += 1
+        elif after.current_material_id != key.current_material_id:
+            rotated += 1
+    return LifecycleSweep(rotated, deleted)
+
+
+def wipe_state(services: Services, shared: SharedSettings) -> int:
+    """Delete every key, alias, tag and piece of key material; set the clock back and clear
+    the fault rules. Returns the number of keys deleted."""
+    with services.store.write():
+        keys = services.store.all_keys()
+        for key in keys:
+            services.store.delete_key(key)
+    destroy_pending_material(services)
+    shared.set(CLOCK_OFFSET, None)
+    shared.set(FAULTS, None)
+    return len(keys)

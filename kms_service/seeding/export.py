@@ -1,0 +1,166 @@
+"""``mock-kms export``: the current state as a seed file (mock-kms's own format), so that
+seeding a fresh data directory with it reproduces the keys, aliases, tags, policies, rotation
+settings and history, and, with ``--include-material``, decrypts every old ciphertext.
+
+Reads the data directory directly (SQLite allows it while the server runs). Key material is
+written only with ``--include-material`` and only for keys on the software backend: a
+PKCS#11 key never leaves its token. AWS managed keys and their ``alias/aws/*`` aliases are
+left out: the service creates them on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from kms_service.errors import ConfigurationError
+from kms_service.settings import Settings
+from kms_service.store import KeyRecord, MetadataStore, StoreError
+
+HEADER = (
+    "# mock-kms seed file, written by `mock-kms export`.\n"
+    "# Apply with `mock-kms serve --seed FILE` (or MOCK_KMS_SEED=FILE).\n"
+)
+MATERIAL_WARNING = "# It contains KEY MATERIAL in the clear: keep it as secret as the keys.\n"
+
+
+def iso(epoch: float) -> str:
+    """``2024-05-01T12:00:00.123456Z``: exact to the microsecond."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def export_state(
+    store: MetadataStore, material_source: Any | None, warnings: list[str]
+) -> dict[str, Any]:
+    """The seed document for everything in ``store``. ``material_source`` (the software
+    backend, or None) supplies material when it is to be included."""
+    aliases_by_key: dict[tuple[str, str, str], list[str]] = {}
+    for alias in store.all_aliases():
+        aliases_by_key.setdefault((alias.account_id, alias.region, alias.target_key_id), []).append(
+            alias.alias_name
+        )
+    keys = []
+    for key in store.all_keys():
+        if key.key_manager != "CUSTOMER":
+            continue
+        aliases = aliases_by_key.get((key.account_id, key.region, key.key_id), [])
+        keys.append(_export_key(store, key, aliases, material_source, warnings))
+    return {"version": 1, "keys": keys}
+
+
+def _export_key(
+    store: MetadataStore,
+    key: KeyRecord,
+    aliases: list[str],
+    material_source: Any | None,
+    warnings: list[str],
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": key.key_id,
+        "account": key.account_id,
+        "region": key.region,
+        "description": key.description,
+        "creation_date": iso(key.creation_date),
+        "origin": key.origin,
+        "backend": key.backend,
+    }
+    if key.state in ("Enabled", "Disabled", "PendingDeletion"):
+        entry["state"] = key.state
+    if key.state == "PendingDeletion" and key.deletion_date is not None:
+        entry["deletion_date"] = iso(key.deletion_date)
+    rotation: dict[str, Any] = {"enabled": key.rotation_enabled}
+    if key.rotation_enabled:
+        rotation["period_days"] = key.rotation_period_days
+        if key.next_rotation_date is not None:
+            rotation["next_rotation_date"] = iso(key.next_rotation_date)
+    entry["rotation"] = rotation
+    if material_source is not None:
+        if key.backend == "software":
+            entry["material"] = [
+                {
+                    "id": material.material_id,
+                    "key": material_source.export_material(material.material_id).hex(),
+                    "created": iso(material.created),
+                    **({"rotation_type": material.rotation_type} if material.rotation_type else {}),
+                }
+                for material in store.materials(key)
+            ]
+        else:
+            warnings.append(f"key {key.arn}: on the {key.backend} backend, material not exported")
+    if aliases:
+        entry["aliases"] = aliases
+    tags = store.tags(key)
+    if tags:
+        entry["tags"] = dict(tags)
+    entry["policy"] = key.policy
+    return entry
+
+
+def dump_yaml(document: dict[str, Any], include_material: bool) -> str:
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        # Multi-line strings (policies) as readable literal blocks.
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    _Dumper.add_representer(str, text)
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return HEADER + (MATERIAL_WARNING if include_material else "") + body
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """``mock-kms export``: print or write the state as a seed file."""
+    settings = Settings.from_sources({"data_dir": args.data_dir})
+    store = MetadataStore(settings.data_dir)
+    if not store.path.is_file():
+        raise ConfigurationError(f"no mock-kms database in {settings.data_dir}")
+    material_source = None
+    if args.include_material:
+        from backends.software import RootKeyError, SoftwareBackend, load_root_key
+
+        try:
+            root_key = load_root_key(settings.data_dir, settings.root_key, create=False)
+        except RootKeyError as exc:
+            raise ConfigurationError(str(exc)) from None
+        material_source = SoftwareBackend(settings.data_dir, root_key)
+    warnings: list[str] = []
+    try:
+        text = dump_yaml(export_state(store, material_source, warnings), args.include_material)
+    except (StoreError, sqlite3.Error) as exc:
+        raise ConfigurationError(f"cannot read {store.path}: {exc}") from None
+    finally:
+        store.close()
+        if material_source is not None:
+            material_source.close()
+    for warning in warnings:
+        print(f"mock-kms export: warning: {warning}", file=sys.stderr)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        # Material in the clear: never readable by others.
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    export = subparsers.add_parser(
+        "export", help="write the current keys, aliases, tags and policies as a seed file"
+    )
+    export.add_argument("--data-dir", help="state directory (MOCK_KMS_DATA_DIR, ./.mock-kms)")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument(
+        "--include-material",
+        action="store_true",
+        help="also write the key material of software-backend keys, in the clear",
+    )
+    export.set_defaults(handler=export_command)

@@ -1,0 +1,49 @@
+"""WSGI entry point, ``kms_service.wsgi:application``, for gunicorn run with its own config
+(``gunicorn -c deploy/gunicorn.conf.py``) or any other WSGI server.
+
+Settings come from the ``MOCK_KMS_*`` environment. Nothing happens at import: the app (its
+SQLite connections, its PKCS#11 session) is built on first use in the process that serves,
+which under gunicorn is a worker after fork (``deploy/gunicorn.conf.py`` builds it in
+``post_fork``). A process forked after building rebuilds its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from flask import Flask
+
+
+class LazyApplication:
+    """A WSGI callable that builds the real app once per process."""
+
+    def __init__(self) -> None:
+        self._app: Flask | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Flask:
+        """The app for this process, built from the environment on first call.
+
+        Raises :class:`~kms_service.errors.ConfigurationError` for bad settings.
+        """
+        app = self._app
+        if app is not None and self._pid == os.getpid():
+            return app
+        with self._lock:
+            if self._app is None or self._pid != os.getpid():
+                from kms_service.app import create_app
+                from kms_service.settings import Settings
+
+                self._app = create_app(Settings.from_sources().validate())
+                self._pid = os.getpid()
+            return self._app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self.load().wsgi_app(environ, start_response)
+
+
+application = LazyApplication()

@@ -1,0 +1,159 @@
+"""Seed files: both formats parse, and every error names the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kms_service.seeding import SeedError, load_seed_file, parse_seed
+from kms_service.seeding.apply import seeded_material_id
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "localkms"
+KEY = "6f1c2b1e-8d7a-4f4e-9a51-0c2f0b1d2e3f"
+HEX = "5cdaead27fe7da2de47945d73cd6d79e36494e73802f3cd3869f1d2cb0b5d7a9"
+
+
+def error_of(text: str) -> SeedError:
+    with pytest.raises(SeedError) as info:
+        parse_seed(text, "seed.yaml")
+    return info.value
+
+
+def test_native_document_parses_every_field() -> None:
+    document = parse_seed(
+        f"""version: 1
+keys:
+  - id: {KEY}
+    account: "123456789012"
+    region: eu-west-1
+    description: orders
+    state: Disabled
+    creation_date: 2024-01-01T00:00:00Z
+    rotation: {{enabled: true, period_days: 180, next_rotation_date: "2025-01-01T00:00:00+00:00"}}
+    material:
+      - key: {HEX}
+        created: 2023-01-01
+      - key: {HEX.upper()[::-1]}
+        rotation_type: ON_DEMAND
+    aliases: [alias/orders]
+    tags: {{team: payments}}
+    policy: {{Version: "2012-10-17", Statement: []}}
+aliases:
+  - {{name: alias/x, target: "arn:aws:kms:eu-west-1:123456789012:key/{KEY}"}}
+""",
+        "seed.yaml",
+    )
+    assert document.format == "mock-kms"
+    (key,) = document.keys
+    assert (key.key_id, key.account_id, key.region) == (KEY, "123456789012", "eu-west-1")
+    assert key.state == "Disabled" and key.description == "orders"
+    assert key.creation_date == 1704067200.0
+    assert key.rotation is not None and key.rotation.period_days == 180
+    assert key.rotation.next_rotation_date == 1735689600.0
+    assert key.materials[0].material == bytes.fromhex(HEX)
+    assert [m.rotation_type for m in key.materials] == [None, "ON_DEMAND"]
+    assert key.materials[0].created == 1672531200.0
+    assert key.backend == "software"  # material implies the software backend
+    assert key.tags == (("team", "payments"),)
+    assert key.policy_is_document and '"2012-10-17"' in (key.policy or "")
+    assert document.aliases[0].target_key_id == KEY
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        ("keys:\n  - id: NOT-A-UUID\n", 2, "keys[0].id", "not a KMS key id"),
+        (f"keys:\n  - id: {KEY}\n    colour: red\n", 3, "keys[0].colour", "unknown field"),
+        (
+            f"keys:\n  - id: {KEY}\n    rotation:\n      enabled: true\n      period_days: 30\n",
+            5,
+            "keys[0].rotation.period_days",
+            "between 90 and 2560",
+        ),
+        (
+            f"keys:\n  - id: {KEY}\n    material:\n      - key: abcd\n",
+            4,
+            "keys[0].material[0].key",
+            "256-bit key",
+        ),
+        (f"keys:\n  - id: {KEY}\n    state: Gone\n", 3, "keys[0].state", "must be one of"),
+        (
+            f"keys:\n  - id: {KEY}\n    backend: pkcs11\n    material:\n      - key: {HEX}\n",
+            2,
+            "keys[0].material",
+            "software backend",
+        ),
+        (f"keys:\n  - id: {KEY}\n  - id: {KEY}\n", 3, "keys[1]", "declared twice"),
+        ("keys:\n  - description: x\n", 2, "keys[0].id", "is required"),
+        ("keys: [\n", 2, "", "not valid YAML"),
+        (f"keys:\n  - id: {KEY}\n    id: {KEY}\n", 3, "keys[0].id", "appears twice"),
+        (
+            "Keys:\n  Symmetric:\n    Aes:\n      - Metadata:\n          KeyId: 1234\n"
+            f"        BackingKeys: [{HEX}]\n",
+            5,
+            "Keys.Symmetric.Aes[0].Metadata.KeyId",
+            "not a KMS key id",
+        ),
+    ],
+)
+def test_errors_name_the_line_and_the_field(text: str, line: int, field: str, words: str) -> None:
+    error = error_of(text)
+    assert error.line == line, str(error)
+    assert error.field == (field or "(document)") or (not field and error.field == ""), str(error)
+    assert words in str(error)
+    assert str(error).startswith(f"seed.yaml:{line}: ")
+
+
+def test_local_kms_simple_example_keeps_aes_and_skips_ecc_with_warnings() -> None:
+    document = load_seed_file(FIXTURES / "README-simple.yaml")
+    assert document.format == "local-kms"
+    assert [key.key_id for key in document.keys] == ["bc436485-5092-42b8-92a3-0aa8b93536dc"]
+    assert [a.name for a in document.aliases] == ["alias/testing"]
+    assert len(document.warnings) == 2
+    assert all("skipped" in warning and "Ecc" in warning for warning in document.warnings)
+    # The 0x... id is reported as written, not as YAML 1.1's hexadecimal integer.
+    assert "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" in document.warnings[0]
+
+
+def test_local_kms_backing_keys_become_material_versions() -> None:
+    document = load_seed_file(FIXTURES / "README-rotated.yaml")
+    first = document.keys[0]
+    assert len(first.materials) == 2
+    assert [m.rotation_type for m in first.materials] == [None, "AUTOMATIC"]
+    assert first.materials[0].material == bytes.fromhex(
+        "34743777217A25432A46294A404E635266556A586E3272357538782F413F4428"
+    )
+    assert {a.name for a in document.aliases} == {"alias/dev", "alias/test"}
+
+
+def test_local_kms_optional_fields() -> None:
+    document = load_seed_file(FIXTURES / "README-optional-fields.yaml")
+    rotating, imported, pending = document.keys
+    assert rotating.description == "Your key description"
+    assert rotating.rotation is not None and rotating.rotation.enabled
+    assert rotating.rotation.next_rotation_date == 1568301561.0
+    assert imported.origin == "EXTERNAL" and len(imported.materials) == 1
+    assert pending.origin == "EXTERNAL" and pending.materials == ()
+
+
+def test_local_kms_legacy_flat_list() -> None:
+    document = parse_seed(
+        f"Keys:\n  - Metadata: {{KeyId: {KEY}}}\n    BackingKeys: [{HEX}]\n", "seed.yaml"
+    )
+    assert [key.key_id for key in document.keys] == [KEY]
+
+
+def test_local_kms_aes_key_needs_backing_keys() -> None:
+    error = error_of(f"Keys:\n  Symmetric:\n    Aes:\n      - Metadata: {{KeyId: {KEY}}}\n")
+    assert error.line == 4 and error.field.endswith("BackingKeys")
+
+
+def test_seeded_material_ids_are_stable_and_per_key() -> None:
+    material = bytes.fromhex(HEX)
+    assert seeded_material_id(material, KEY) == seeded_material_id(material, KEY)
+    assert seeded_material_id(material, KEY) != seeded_material_id(
+        material, "bc436485-5092-42b8-92a3-0aa8b93536dc"
+    )
+    assert len(seeded_material_id(material, KEY)) == 64
+    assert HEX not in seeded_material_id(material, KEY)
