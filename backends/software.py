@@ -26,6 +26,7 @@ from backends.base import (
     DecryptionFailedError,
     MaterialNotFoundError,
 )
+from backends.secret_files import create_secret_file
 
 ROOT_KEY_FILE = "root.key"
 KEYSTORE_FILE = "software-keystore.sqlite3"
@@ -60,17 +61,7 @@ def load_root_key(data_dir: Path, env_value: str | None, *, create: bool) -> byt
 
 
 def _create_root_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    encoded = base64.b64encode(os.urandom(ROOT_KEY_SIZE)) + b"\n"
-    try:
-        # O_EXCL: two processes starting at once must not both write a key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(encoded)
-        handle.flush()
-        os.fsync(handle.fileno())
+    create_secret_file(path, base64.b64encode(os.urandom(ROOT_KEY_SIZE)) + b"\n")
 
 
 def _decode_root_key(text: str, source: str) -> bytes:

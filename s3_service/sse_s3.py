@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from backends.secret_files import create_secret_file
+
 MASTER_KEY_FILE = "master-key.bin"
 _MAGIC = b"MKS3\x01"
 _MASTER_AAD = b"mock-kms s3 master key v1"
@@ -69,16 +71,9 @@ def load_master_key(s3_dir: Path, root_key: bytes, *, create: bool) -> bytes:
 def _create(path: Path, root: AESGCM) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     nonce = os.urandom(NONCE_SIZE)
-    blob = _MAGIC + nonce + root.encrypt(nonce, os.urandom(KEY_SIZE), _MASTER_AAD)
-    try:
-        # O_EXCL: workers starting together must agree on one key, not each write their own.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(blob)
-        handle.flush()
-        os.fsync(handle.fileno())
+    create_secret_file(
+        path, _MAGIC + nonce + root.encrypt(nonce, os.urandom(KEY_SIZE), _MASTER_AAD)
+    )
 
 
 class SseS3Keys:
