@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run run-hsm test lint install clean
+.PHONY: run run-hsm test lint install clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,17 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check kms_service backends clients s3_service tests
-	$(BIN)/ruff format --check kms_service backends clients s3_service tests
+	$(BIN)/ruff check kms_service backends clients s3_service bench tests
+	$(BIN)/ruff format --check kms_service backends clients s3_service bench tests
 	$(BIN)/mypy
+
+# Benchmarks against moto_server and a bare-Flask ceiling (bench/, issue 6): prints the table,
+# writes bench/results/latest.json and latest.png; under 10 minutes on 2 cores.
+bench: $(STAMP)
+	command -v wrk >/dev/null && command -v softhsm2-util >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq wrk softhsm2)
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -11,6 +11,9 @@ from kms_service.errors import KmsError, SerializationException, UnknownOperatio
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "TrentService."
+# What json.dumps(..., separators=(",", ":")) uses, built once: json.dumps builds a new encoder
+# on every call that passes any option.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -60,7 +63,7 @@ def encode_result(result: dict[str, Any] | None) -> bytes:
     in padded base64, absent members left out and timestamps as epoch-second numbers."""
     if result is None:
         return b""
-    return json.dumps(_to_wire(result), separators=(",", ":")).encode()
+    return _COMPACT_JSON.encode(_to_wire(result)).encode()
 
 
 def encode_error(error: KmsError) -> bytes:

@@ -1,0 +1,303 @@
+"""Pure parts of the benchmark report: medians, ratios, target checks, the text table.
+
+Nothing here runs a process or reads the clock, so all of it is unit-tested
+(``tests/unit/test_bench_report.py``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MOCK = "mock-kms"
+SIGV4 = "mock-kms-sigv4"
+PKCS11 = "mock-kms-pkcs11"
+MOTO = "moto"
+CEILING = "ceiling"
+TARGET_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Run:
+    """One load-generator run."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+    #: Server CPU time (all its processes) per request: barely moved by other load.
+    server_cpu_us: float | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The medians of the runs of one (system, operation, concurrency)."""
+
+    system: str
+    operation: str
+    concurrency: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    runs: tuple[float, ...]  # requests/s of each run, in order
+    server_cpu_us_per_request: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["runs"] = list(self.runs)
+        return data
+
+
+def median_cell(system: str, operation: str, concurrency: int, runs: Sequence[Run]) -> Cell:
+    """Median requests/s, p50 and p99 over ``runs`` (each metric on its own); errors summed.
+
+    Raises ValueError for no runs.
+    """
+    if not runs:
+        raise ValueError(f"no runs for {system} {operation} c{concurrency}")
+    return Cell(
+        system=system,
+        operation=operation,
+        concurrency=concurrency,
+        requests_per_second=statistics.median(r.requests_per_second for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        errors=sum(r.errors for r in runs),
+        runs=tuple(round(r.requests_per_second, 1) for r in runs),
+        server_cpu_us_per_request=_median_or_none(r.server_cpu_us for r in runs),
+    )
+
+
+def _median_or_none(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator``, or None when either is missing or the denominator is 0."""
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def index_cells(cells: Iterable[Cell]) -> dict[tuple[str, str, int], Cell]:
+    """Cells by (system, operation, concurrency)."""
+    return {(c.system, c.operation, c.concurrency): c for c in cells}
+
+
+def _rps(
+    cells: Mapping[tuple[str, str, int], Cell], system: str, op: str, conc: int
+) -> float | None:
+    cell = cells.get((system, op, conc))
+    return None if cell is None else cell.requests_per_second
+
+
+def _cpu(
+    cells: Mapping[tuple[str, str, int], Cell], system: str, op: str, conc: int
+) -> float | None:
+    cell = cells.get((system, op, conc))
+    return None if cell is None else cell.server_cpu_us_per_request
+
+
+def ratios(cells: Iterable[Cell]) -> list[dict[str, Any]]:
+    """Per (operation, concurrency): mock-kms/moto, mock-kms/ceiling, the cost of signature
+    checking (1 - sigv4/open) and pkcs11/software, all on requests per second; plus
+    mock-kms/ceiling on server CPU per request (ceiling's CPU over mock-kms's), which other
+    load on the machine barely moves."""
+    indexed = index_cells(cells)
+    keys = sorted({(c.operation, c.concurrency) for c in indexed.values()}, key=_order_key)
+    rows = []
+    for operation, concurrency in keys:
+        mock = _rps(indexed, MOCK, operation, concurrency)
+        sigv4 = ratio(_rps(indexed, SIGV4, operation, concurrency), mock)
+        rows.append(
+            {
+                "operation": operation,
+                "concurrency": concurrency,
+                "mock_vs_moto": ratio(mock, _rps(indexed, MOTO, operation, concurrency)),
+                "mock_vs_ceiling": ratio(mock, _rps(indexed, CEILING, operation, concurrency)),
+                "mock_vs_ceiling_cpu": ratio(
+                    _cpu(indexed, CEILING, operation, concurrency),
+                    _cpu(indexed, MOCK, operation, concurrency),
+                ),
+                "sigv4_cost": None if sigv4 is None else 1 - sigv4,
+                "pkcs11_vs_software": ratio(_rps(indexed, PKCS11, operation, concurrency), mock),
+            }
+        )
+    return rows
+
+
+_OPERATION_ORDER = ("GenerateDataKey", "Encrypt-32B", "Encrypt-4KiB", "Decrypt-32B", "Decrypt-4KiB")
+
+
+def _order_key(key: tuple[str, int]) -> tuple[int, str, int]:
+    operation, concurrency = key
+    known = operation in _OPERATION_ORDER
+    position = _OPERATION_ORDER.index(operation) if known else len(_OPERATION_ORDER)
+    return position, operation, concurrency
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One target of issue 6 and whether this run met it."""
+
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def _worst(values: Iterable[float | None], pick: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return pick(present) if present else None
+
+
+def check_targets(
+    cells: Iterable[Cell],
+    cold_start_seconds: float | None,
+    cse_rate: float | None,
+    openssl_rate: float | None,
+    cse_peak_rss_kib: Mapping[int, int] | None,
+) -> list[TargetCheck]:
+    """The targets of issue 6, each with the worst measured value over the three operations.
+
+    ``cse_rate`` and ``openssl_rate`` are bytes/s (1 GiB object, encryption pipeline);
+    ``cse_peak_rss_kib`` maps object size to the peak RSS of its transfer.
+    """
+    cells = list(cells)
+    indexed = index_cells(cells)
+    rows = [r for r in ratios(cells) if r["concurrency"] == TARGET_CONCURRENCY]
+    checks: list[TargetCheck] = []
+
+    def add(
+        target: str, value: float | None, limit: float, higher_is_better: bool, unit: str
+    ) -> None:
+        if value is None:
+            checks.append(TargetCheck(target, "not measured", None))
+            return
+        met = value >= limit if higher_is_better else value < limit
+        checks.append(TargetCheck(target, unit.format(value), met))
+
+    add(
+        "c16: mock-kms >= 4x moto (worst op)",
+        _worst((r["mock_vs_moto"] for r in rows), min),
+        4.0,
+        True,
+        "{:.1f}x",
+    )
+    add(
+        "c16: mock-kms >= 75% of ceiling (worst op)",
+        _worst((r["mock_vs_ceiling"] for r in rows), min),
+        0.75,
+        True,
+        "{:.0%}",
+    )
+    p99s = [
+        c.p99_ms
+        for (system, _, conc), c in indexed.items()
+        if system == MOCK and conc == TARGET_CONCURRENCY
+    ]
+    add("c16: mock-kms p99 < 15 ms (worst op)", _worst(p99s, max), 15.0, False, "{:.1f} ms")
+    add(
+        "c16: signature checking costs < 15% (worst op)",
+        _worst((r["sigv4_cost"] for r in rows), max),
+        0.15,
+        False,
+        "{:.0%}",
+    )
+    add(
+        "c16: pkcs11 >= 50% of software (worst op)",
+        _worst((r["pkcs11_vs_software"] for r in rows), min),
+        0.5,
+        True,
+        "{:.0%}",
+    )
+    add(
+        "CSE 1 GiB >= 50% of openssl speed",
+        ratio(cse_rate, openssl_rate),
+        0.5,
+        True,
+        "{:.0%}",
+    )
+    if cse_peak_rss_kib and len(cse_peak_rss_kib) >= 2:
+        sizes = sorted(cse_peak_rss_kib)
+        small, large = cse_peak_rss_kib[sizes[-2]], cse_peak_rss_kib[sizes[-1]]
+        growth = large / small if small else None
+        # "Independent of object size": the largest object may not use more than 25% more
+        # memory than the next size down, though it is 16x larger.
+        add("CSE peak memory independent of size", growth, 1.25, False, "{:.2f}x")
+    else:
+        add("CSE peak memory independent of size", None, 0, False, "")
+    add("cold start < 2 s", cold_start_seconds, 2.0, False, "{:.2f} s")
+    return checks
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_kms_table(cells: Iterable[Cell], concurrencies: Sequence[int]) -> str:
+    """Requests/s, p50 and p99 (ms) per operation and system, one column group per
+    concurrency."""
+    indexed = index_cells(cells)
+    systems = sorted({c.system for c in indexed.values()}, key=_system_order)
+    operations = sorted({c.operation for c in indexed.values()}, key=lambda o: _order_key((o, 0)))
+    head = f"{'operation':<16} {'system':<16}" + "".join(
+        f" | {'c' + str(c) + ' req/s':>11} {'p50':>6} {'p99':>6}" for c in concurrencies
+    )
+    lines = [head, "-" * len(head)]
+    for operation in operations:
+        for system in systems:
+            row = f"{operation:<16} {system:<16}"
+            for conc in concurrencies:
+                cell = indexed.get((system, operation, conc))
+                if cell is None:
+                    row += f" | {'-':>11} {'-':>6} {'-':>6}"
+                else:
+                    flag = "!" if cell.errors else ""
+                    row += (
+                        f" | {cell.requests_per_second:>10.0f}{flag or ' '}"
+                        f" {cell.p50_ms:>6.2f} {cell.p99_ms:>6.1f}"
+                    )
+            lines.append(row)
+    return "\n".join(lines)
+
+
+def _system_order(system: str) -> tuple[int, str]:
+    order = (MOCK, SIGV4, PKCS11, MOTO, CEILING)
+    return (order.index(system) if system in order else len(order), system)
+
+
+def format_ratio_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The ratios of :func:`ratios` as a table."""
+    head = (
+        f"{'operation':<16} {'conc':>4} {'mock/moto':>10} {'mock/ceiling':>13}"
+        f" {'(on CPU)':>9} {'sigv4 cost':>11} {'pkcs11/sw':>10}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        lines.append(
+            f"{row['operation']:<16} {row['concurrency']:>4}"
+            f" {_number(row['mock_vs_moto'], '>9.1f')}x"
+            f" {_number(row['mock_vs_ceiling'], '>13.0%')}"
+            f" {_number(row.get('mock_vs_ceiling_cpu'), '>9.0%')}"
+            f" {_number(row['sigv4_cost'], '>11.0%')}"
+            f" {_number(row['pkcs11_vs_software'], '>10.0%')}"
+        )
+    return "\n".join(lines)
+
+
+def format_targets(checks: Iterable[TargetCheck]) -> str:
+    """One line per target: MET, MISSED or n/a."""
+    lines = []
+    for check in checks:
+        verdict = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
+        lines.append(f"  [{verdict:>6}] {check.target}: {check.measured}")
+    return "\n".join(lines)
+
+
+def mib(kib: float | None) -> str:
+    """KiB as a MiB string ("-" if unknown)."""
+    return "-" if kib is None else f"{kib / 1024:.0f} MiB"

@@ -1,0 +1,148 @@
+"""The benchmarked requests, shaped and signed exactly as boto3 sends them.
+
+Every system gets the same SigV4-signed requests (botocore's own signer), so ``open`` mode
+parses the same ``Authorization`` header that ``sigv4`` mode verifies. A SigV4 signature
+stays valid for five minutes for an identical request, so one request signed just before a
+run and replayed by the load generator is a fair measure of the verification cost: the
+server does the full canonical-request, string-to-sign and HMAC work on every request (only
+the derived signing key is cached, as it is for any client).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotocoreCredentials
+
+from bench.wrk import HttpRequest
+
+REGION = "us-east-1"
+CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One benchmarked operation: a KMS action and the payload size it carries."""
+
+    key: str  # short name used in results: "GenerateDataKey", "Encrypt-32B", ...
+    action: str
+    payload_bytes: int
+
+
+OPERATIONS = (
+    Operation("GenerateDataKey", "GenerateDataKey", 32),
+    Operation("Encrypt-32B", "Encrypt", 32),
+    Operation("Encrypt-4KiB", "Encrypt", 4096),
+    Operation("Decrypt-32B", "Decrypt", 32),
+    Operation("Decrypt-4KiB", "Decrypt", 4096),
+)
+
+
+class KmsCallError(RuntimeError):
+    """A KMS call answered with an error status."""
+
+
+class SignedClient:
+    """A minimal KMS JSON client: signs like boto3, one keep-alive-less call at a time."""
+
+    def __init__(self, endpoint: str, credentials: Credentials, timeout: float = 10) -> None:
+        parts = urlsplit(endpoint)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.endpoint = endpoint.rstrip("/")
+        self.credentials = credentials
+        self.timeout = timeout
+
+    def request(self, action: str, params: Mapping[str, Any]) -> HttpRequest:
+        """The signed request for ``action``; valid for five minutes from now."""
+        body = json.dumps(params).encode()
+        aws_request = AWSRequest(
+            method="POST",
+            url=self.endpoint + "/",
+            data=body,
+            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": f"TrentService.{action}"},
+        )
+        signer = SigV4Auth(
+            BotocoreCredentials(self.credentials.access_key_id, self.credentials.secret_access_key),
+            "kms",
+            REGION,
+        )
+        signer.add_auth(aws_request)
+        headers = {"Host": f"{self.host}:{self.port}"}
+        headers.update({name: str(value) for name, value in aws_request.headers.items()})
+        return HttpRequest("POST", "/", headers, body)
+
+    def send(self, request: HttpRequest) -> tuple[int, bytes]:
+        """Send one request; returns (status, body)."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            headers = {k: v for k, v in request.headers.items() if k != "Host"}
+            connection.request(request.method, request.path, request.body, headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Call ``action``; returns the decoded answer. Raises :class:`KmsCallError`."""
+        status, body = self.send(self.request(action, params))
+        if status != 200:
+            raise KmsCallError(f"{action}: HTTP {status}: {body[:300]!r}")
+        answer: dict[str, Any] = json.loads(body) if body else {}
+        return answer
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def request_params(client: SignedClient, key_id: str) -> dict[str, dict[str, Any]]:
+    """The parameters of every operation, by operation key.
+
+    Decrypt gets a blob the system itself made with Encrypt, so every system decrypts its own
+    ciphertext. Raises :class:`KmsCallError` if the system cannot do the operation.
+    """
+    params: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        if operation.action == "GenerateDataKey":
+            params[operation.key] = {"KeyId": key_id, "KeySpec": "AES_256"}
+        elif operation.action == "Encrypt":
+            plaintext = os.urandom(operation.payload_bytes)
+            params[operation.key] = {"KeyId": key_id, "Plaintext": _b64(plaintext)}
+        else:
+            plaintext = os.urandom(operation.payload_bytes)
+            encrypted = client.call("Encrypt", {"KeyId": key_id, "Plaintext": _b64(plaintext)})
+            params[operation.key] = {"CiphertextBlob": encrypted["CiphertextBlob"]}
+            decrypted = client.call(operation.action, params[operation.key])
+            if base64.b64decode(decrypted["Plaintext"]) != plaintext:
+                raise KmsCallError(f"{operation.key}: round trip returned other plaintext")
+    return params
+
+
+def signed_request(
+    client: SignedClient, operation: Operation, params: dict[str, Any]
+) -> HttpRequest:
+    """Sign ``operation`` now and check that the server accepts it once before replaying it.
+
+    Raises :class:`KmsCallError` if it does not.
+    """
+    request = client.request(operation.action, params)
+    status, body = client.send(request)
+    if status != 200:
+        raise KmsCallError(f"{operation.key}: HTTP {status}: {body[:300]!r}")
+    return request
