@@ -31,15 +31,9 @@ MAX_PARTS = 10000
 MAX_PART_SIZE = 5 * 1024**3
 
 
-def _bucket_and_key(request: S3Request) -> tuple[str, str]:
-    if request.bucket is None or request.key is None:
-        raise errors.invalid_request("A bucket and a key are required.")
-    return request.bucket, request.key
-
-
 def create_upload(services: S3Services, request: S3Request) -> Response:
     """CreateMultipartUpload: validate encryption, get the data key, answer the upload id."""
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     wanted_header = encryption.requested(request, allow_http=services.allow_sse_c_over_http)
     bucket = services.store.get_bucket(bucket_name)
     wanted = encryption.effective(wanted_header, bucket, request)
@@ -92,7 +86,7 @@ def _part_customer_key(
 
 def upload_part(services: S3Services, request: S3Request) -> Response:
     """UploadPart, or UploadPartCopy when ``x-amz-copy-source`` is present."""
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     part_number = _part_number(request)
     upload = services.store.get_upload(bucket_name, key, request.query.get("uploadId", ""))
     customer = _part_customer_key(services, request, upload)
@@ -178,7 +172,7 @@ def _requested_parts(request: S3Request) -> list[tuple[int, str]]:
 def complete_upload(services: S3Services, request: S3Request) -> Response:
     """CompleteMultipartUpload: check the listed parts (order, ETags, 5 MiB minimum but for
     the last) and switch the key to the new object in one transaction."""
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     upload = services.store.get_upload(bucket_name, key, request.query.get("uploadId", ""))
     customer: CustomerKey | None = None
     if upload.envelope.mode == SSE_C and sse_c.present(request.headers):
@@ -234,7 +228,7 @@ def complete_upload(services: S3Services, request: S3Request) -> Response:
 
 
 def abort_upload(services: S3Services, request: S3Request) -> Response:
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     upload = services.store.get_upload(bucket_name, key, request.query.get("uploadId", ""))
     services.blobs.delete(services.store.abort_upload(upload.upload_id))
     return empty_response(request, status=204)
@@ -242,7 +236,7 @@ def abort_upload(services: S3Services, request: S3Request) -> Response:
 
 def list_parts(services: S3Services, request: S3Request) -> Response:
     """ListParts with ``max-parts`` and ``part-number-marker`` paging."""
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     upload = services.store.get_upload(bucket_name, key, request.query.get("uploadId", ""))
     marker_text = request.query.get("part-number-marker", "0") or "0"
     limit_text = request.query.get("max-parts", "1000") or "1000"

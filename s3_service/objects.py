@@ -19,7 +19,7 @@ from s3_service.content import (
     parse_range,
 )
 from s3_service.datapath import SegmentStream, WrittenSegment, plaintext_pieces, write_segment
-from s3_service.envelope import SSE_S3
+from s3_service.envelope import SSE_S3, Envelope
 from s3_service.records import ContentAttributes, ObjectRecord
 from s3_service.services import S3Services
 from s3_service.sse_c import CustomerKey
@@ -40,15 +40,35 @@ def etag_for(envelope_mode: str, written: WrittenSegment) -> str:
     return digest.hex()
 
 
-def _bucket_and_key(request: S3Request) -> tuple[str, str]:
-    if request.bucket is None or request.key is None:
-        raise errors.invalid_request("A bucket and a key are required.")
-    return request.bucket, request.key
+def _single_segment_record(
+    bucket: str,
+    key: str,
+    version_id: str,
+    attributes: ContentAttributes,
+    envelope: Envelope,
+    written: WrittenSegment,
+    *,
+    checksum: dict[str, str] | None = None,
+) -> ObjectRecord:
+    """The record of an object written whole as one segment (PutObject, CopyObject), modified
+    now; ``checksum`` is the verified ``x-amz-checksum-*`` of a PutObject."""
+    return ObjectRecord(
+        bucket=bucket,
+        key=key,
+        version_id=version_id,
+        size=written.segment.size,
+        etag=etag_for(envelope.mode, written),
+        last_modified=time.time(),
+        attributes=attributes,
+        envelope=envelope,
+        segments=(written.segment,),
+        checksum={} if checksum is None else checksum,
+    )
 
 
 def put_object(services: S3Services, request: S3Request) -> Response:
     """PutObject: encrypt the body as it arrives, commit atomically, answer the ETag."""
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     # Header checks first: SSE-C over HTTP fails the same whether or not the bucket exists.
     wanted_header = encryption.requested(request, allow_http=services.allow_sse_c_over_http)
     bucket = services.store.get_bucket(bucket_name)
@@ -62,17 +82,8 @@ def put_object(services: S3Services, request: S3Request) -> Response:
     )
 
     def publish(written: WrittenSegment) -> tuple[ObjectRecord, list[str]]:
-        record = ObjectRecord(
-            bucket=bucket_name,
-            key=key,
-            version_id=version_id,
-            size=written.segment.size,
-            etag=etag_for(envelope.mode, written),
-            last_modified=time.time(),
-            attributes=attributes,
-            envelope=envelope,
-            segments=(written.segment,),
-            checksum=body.checksum,
+        record = _single_segment_record(
+            bucket_name, key, version_id, attributes, envelope, written, checksum=body.checksum
         )
         return record, services.store.put_object(record, if_none_match=if_none_match)
 
@@ -88,7 +99,7 @@ def put_object(services: S3Services, request: S3Request) -> Response:
 def _read_object(
     services: S3Services, request: S3Request
 ) -> tuple[ObjectRecord, CustomerKey | None]:
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     presented = encryption.read_headers(request, allow_http=services.allow_sse_c_over_http)
     record = services.store.get_object(bucket_name, key)
     customer = encryption.check_read(record.envelope, presented)
@@ -164,7 +175,7 @@ def head_object(services: S3Services, request: S3Request) -> Response:
 
 def delete_object(services: S3Services, request: S3Request) -> Response:
     """DeleteObject: 204 whether or not the key existed, as S3 answers."""
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     services.blobs.delete(services.store.delete_object(bucket_name, key))
     return empty_response(request, status=204)
 
@@ -251,7 +262,7 @@ def copy_object(services: S3Services, request: S3Request) -> Response:
     """CopyObject: decrypt the source and re-encrypt it as the destination asks (or as the
     destination bucket's default says), streaming, so SSE-C → SSE-KMS and every other pair
     work. The source's encryption context is not carried over, as on AWS."""
-    bucket_name, key = _bucket_and_key(request)
+    bucket_name, key = request.bucket_and_key()
     wanted_header = encryption.requested(request, allow_http=services.allow_sse_c_over_http)
     bucket = services.store.get_bucket(bucket_name)
     source, source_key, _ = open_copy_source(services, request)
@@ -279,17 +290,7 @@ def copy_object(services: S3Services, request: S3Request) -> Response:
     pieces = plaintext_pieces(services.blobs, source.segments, source_key, source.size)
 
     def publish(written: WrittenSegment) -> tuple[ObjectRecord, list[str]]:
-        record = ObjectRecord(
-            bucket=bucket_name,
-            key=key,
-            version_id=version_id,
-            size=written.segment.size,
-            etag=etag_for(envelope.mode, written),
-            last_modified=time.time(),
-            attributes=attributes,
-            envelope=envelope,
-            segments=(written.segment,),
-        )
+        record = _single_segment_record(bucket_name, key, version_id, attributes, envelope, written)
         return record, services.store.put_object(record)
 
     try:

@@ -251,7 +251,6 @@ class S3Store:
             if if_none_match:
                 raise errors.precondition_failed("If-None-Match")
             blobs = _drop_segments(db, old[0])
-        attributes = record.attributes
         db.execute(
             f"INSERT OR REPLACE INTO objects ({_OBJECT_COLUMNS}) "  # noqa: S608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -262,10 +261,7 @@ class S3Store:
                 record.size,
                 record.etag,
                 record.last_modified,
-                attributes.content_type,
-                json.dumps(attributes.headers),
-                json.dumps(attributes.metadata),
-                attributes.storage_class,
+                *_attribute_columns(record.attributes),
                 record.envelope.to_json(),
                 json.dumps(record.checksum),
             ),
@@ -338,7 +334,6 @@ class S3Store:
     # --- multipart uploads ------------------------------------------------------------------
     def create_upload(self, record: UploadRecord) -> None:
         """Raises ``NoSuchBucket``."""
-        attributes = record.attributes
         with self._write() as db:
             if (
                 db.execute("SELECT 1 FROM buckets WHERE name = ?", (record.bucket,)).fetchone()
@@ -354,10 +349,7 @@ class S3Store:
                     record.key.encode(),
                     record.initiated,
                     record.account_id,
-                    attributes.content_type,
-                    json.dumps(attributes.headers),
-                    json.dumps(attributes.metadata),
-                    attributes.storage_class,
+                    *_attribute_columns(record.attributes),
                     record.envelope.to_json(),
                 ),
             )
@@ -521,6 +513,17 @@ def _bucket(row: Any) -> BucketRecord:
         region=str(region),
         created=float(created),
         encryption=BucketEncryption.from_json(str(encryption)) if encryption else None,
+    )
+
+
+def _attribute_columns(attributes: ContentAttributes) -> tuple[str, str, str, str]:
+    """``attributes`` as the ``content_type, headers, metadata, storage_class`` columns of the
+    objects and uploads tables; :func:`_attributes` reads them back."""
+    return (
+        attributes.content_type,
+        json.dumps(attributes.headers),
+        json.dumps(attributes.metadata),
+        attributes.storage_class,
     )
 
 

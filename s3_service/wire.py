@@ -68,6 +68,12 @@ class S3Request:
         value: str | None = self.headers.get(name)
         return value
 
+    def bucket_and_key(self) -> tuple[str, str]:
+        """``(bucket, key)`` of an object request; ``InvalidRequest`` when either is absent."""
+        if self.bucket is None or self.key is None:
+            raise errors.invalid_request("A bucket and a key are required.")
+        return self.bucket, self.key
+
     @classmethod
     def from_environ(
         cls, environ: WSGIEnvironment, request_id: str, default_account: str

@@ -6,10 +6,7 @@ the PKCS#11 half is skipped locally and fails in CI (``CI`` set).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from backends.base import (
-    NONCE_SIZE,
     TAG_SIZE,
     DecryptionFailedError,
     KeyBackend,
@@ -26,14 +22,13 @@ from backends.base import (
 )
 from backends.software import SoftwareBackend
 from tests.conftest import require_in_ci
+from tests.support.backends import material, nonce, run_python
 from tests.support.softhsm import (
     MISSING_REASON,
     new_in_process_token,
     shared_softhsm_dir,
     softhsm_available,
 )
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # A child process opens the same key store from scratch: the "restart" a service goes through.
 CHILD_PROGRAM = """
@@ -94,19 +89,7 @@ class Subject:
             "aad": aad.hex(),
             "fresh_nonce": fresh_nonce.hex(),
         }
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-        result = subprocess.run(
-            [sys.executable, "-c", CHILD_PROGRAM],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=PROJECT_ROOT,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        answer: dict[str, str] = json.loads(result.stdout)
+        answer: dict[str, str] = run_python(CHILD_PROGRAM, request)
         return answer
 
 
@@ -160,14 +143,6 @@ def subject(
 @pytest.fixture()
 def backend(subject: Subject) -> KeyBackend:
     return subject.open()
-
-
-def material() -> str:
-    return os.urandom(32).hex()
-
-
-def nonce() -> bytes:
-    return os.urandom(NONCE_SIZE)
 
 
 def created(backend: KeyBackend) -> str:

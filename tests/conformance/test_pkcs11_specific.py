@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from backends.base import (
-    NONCE_SIZE,
     BackendUnavailableError,
     DecryptionFailedError,
     MaterialNotFoundError,
@@ -29,6 +28,7 @@ from backends.base import (
 from backends.pkcs11 import KEY_LABEL_PREFIX, Pkcs11Backend, Pkcs11ConfigError
 from backends.softhsm import SoftHsmToken, find_softhsm_module, init_softhsm_token
 from tests.conftest import require_in_ci
+from tests.support.backends import PROJECT_ROOT, material, nonce, run_python
 from tests.support.softhsm import (
     MISSING_REASON,
     new_in_process_token,
@@ -36,7 +36,6 @@ from tests.support.softhsm import (
     softhsm_available,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CALL_DEADLINE_SECONDS = 10.0
 
 
@@ -71,32 +70,6 @@ def backend(token: SoftHsmToken, softhsm_dir: Path) -> Iterator[Pkcs11Backend]:
 
 def open_backend(token: SoftHsmToken, lock_dir: Path) -> Pkcs11Backend:
     return Pkcs11Backend.open(token.module_path, token.label, None, token.pin_file, lock_dir)
-
-
-def material() -> str:
-    return os.urandom(32).hex()
-
-
-def nonce() -> bytes:
-    return os.urandom(NONCE_SIZE)
-
-
-def run_python(
-    program: str, request: dict[str, Any], timeout: float = 120, env: dict[str, str] | None = None
-) -> Any:
-    """Run ``program`` in a fresh interpreter with ``request`` as JSON on stdin; its JSON out."""
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {}), "PYTHONPATH": str(PROJECT_ROOT)},
-        cwd=PROJECT_ROOT,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 INSPECT_PROGRAM = """

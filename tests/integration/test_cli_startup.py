@@ -19,6 +19,7 @@ import pytest
 from tests.support.server import RunningServer, free_port, running_server
 from tests.support.wire import (
     Caller,
+    checked_healthz,
     child_pids,
     clean_env,
     kms_client,
@@ -281,15 +282,7 @@ def test_environment_and_options(env_configured: tuple[subprocess.Popen[bytes], 
 
 
 def test_healthz(kms_server: RunningServer) -> None:
-    response = raw_request(kms_server.port, b"", method="GET", path="/healthz")
-    assert response.status == 200
-    assert response.header("Content-Type") == "application/json"
-    health = response.json()
-    backend = kms_server.env.get("MOCK_KMS_BACKEND", "software")
-    assert health["status"] == "ok"
-    assert health["default_backend"] == backend
-    assert health["backends"][backend]["ok"] is True
-    assert health["backends"]["software"]["ok"] is True  # always open, for older keys
+    health = checked_healthz(kms_server)
     assert isinstance(health["backends"]["software"]["materials"], int)
 
 

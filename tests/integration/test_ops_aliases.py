@@ -25,17 +25,6 @@ PREFIX_MESSAGE = (
 MISSING_KEY = "0b5e4e4a-2b8a-4c9e-9d0f-5c0d2a1e3f47"
 
 
-@pytest.fixture()
-def kms(kms_server: RunningServer) -> KmsClient:
-    """A client in a fresh account."""
-    return account_client(kms_server.endpoint)
-
-
-@pytest.fixture()
-def key_id(kms: KmsClient) -> str:
-    return str(create_key(kms)["KeyId"])
-
-
 def _aliases(kms: KmsClient, **kwargs: str) -> dict[str, dict[str, object]]:
     return {a["AliasName"]: a for a in kms.list_aliases(**kwargs)["Aliases"]}
 

@@ -28,18 +28,6 @@ DRY_RUN = "The request would have succeeded, but the DryRun option is set."
 INCORRECT_KEY = "The key ID in the request does not identify a CMK that can perform this operation."
 
 
-@pytest.fixture()
-def kms(kms_server: RunningServer) -> KmsClient:
-    """A client in a fresh account."""
-    return account_client(kms_server.endpoint)
-
-
-@pytest.fixture()
-def key(kms: KmsClient) -> dict[str, str]:
-    """An enabled symmetric key's metadata."""
-    return create_key(kms)
-
-
 # --- Encrypt / Decrypt ---------------------------------------------------------------------
 def test_encrypt_decrypt_round_trip(kms: KmsClient, key: dict[str, str]) -> None:
     encrypted = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"hello, kms")

@@ -21,21 +21,10 @@ from tests.support.kms_ops import (
     metadata_material_ids,
     new_account_id,
 )
-from tests.support.server import RunningServer, running_server
+from tests.support.server import running_server
 
 DAY = 86400.0
 MISSING_KEY = "0b5e4e4a-2b8a-4c9e-9d0f-5c0d2a1e3f47"
-
-
-@pytest.fixture()
-def kms(kms_server: RunningServer) -> KmsClient:
-    """A client in a fresh account."""
-    return account_client(kms_server.endpoint)
-
-
-@pytest.fixture()
-def key(kms: KmsClient) -> dict[str, Any]:
-    return create_key(kms)
 
 
 def _without_metadata(response: dict[str, Any]) -> dict[str, Any]:

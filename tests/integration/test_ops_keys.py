@@ -44,12 +44,6 @@ DEFAULT_FIELDS = {
 
 
 @pytest.fixture()
-def kms(kms_server: RunningServer) -> KmsClient:
-    """A client in a fresh account: this test sees only its own keys."""
-    return account_client(kms_server.endpoint)
-
-
-@pytest.fixture()
 def fields(kms_server: RunningServer) -> set[str]:
     """The KeyMetadata fields of a default key on the session server's backend: keys in the
     PKCS#11 token say so as AWS keys in a custom key store do (``CustomKeyStoreId``)."""

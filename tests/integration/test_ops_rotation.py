@@ -32,17 +32,6 @@ LIMIT_MESSAGE = (
 )
 
 
-@pytest.fixture()
-def kms(kms_server: RunningServer) -> KmsClient:
-    """A client in a fresh account."""
-    return account_client(kms_server.endpoint)
-
-
-@pytest.fixture()
-def key(kms: KmsClient) -> dict[str, Any]:
-    return create_key(kms)
-
-
 def _status(kms: KmsClient, key_id: str) -> dict[str, Any]:
     response = dict(kms.get_key_rotation_status(KeyId=key_id))
     response.pop("ResponseMetadata")

@@ -9,26 +9,13 @@ import pytest
 
 from tests.support.kms_ops import (
     KmsClient,
-    account_client,
     account_of,
     create_key,
     expect_error,
     key_arn,
 )
-from tests.support.server import RunningServer
 
 MISSING_KEY = "0b5e4e4a-2b8a-4c9e-9d0f-5c0d2a1e3f47"
-
-
-@pytest.fixture()
-def kms(kms_server: RunningServer) -> KmsClient:
-    """A client in a fresh account."""
-    return account_client(kms_server.endpoint)
-
-
-@pytest.fixture()
-def key_id(kms: KmsClient) -> str:
-    return str(create_key(kms)["KeyId"])
 
 
 def _tags(key: str, value: str = "v") -> list[dict[str, str]]:

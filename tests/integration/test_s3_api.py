@@ -9,30 +9,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from tests.support.s3 import error_code, kms_client, s3_client
-from tests.support.server import RunningServer, start_server
+from tests.support.s3 import fails, kms_client, s3_client
+from tests.support.server import RunningServer, running_server, start_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("s3api") / "data")
-    try:
+    with running_server(tmp_path_factory.mktemp("s3api") / "data") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def s3(server: RunningServer) -> Any:
     return s3_client(server)
-
-
-def fails(call: Any, **kwargs: Any) -> tuple[int, str, str]:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return error_code(caught.value)
 
 
 def test_kms_and_s3_share_the_port(server: RunningServer, s3: Any) -> None:

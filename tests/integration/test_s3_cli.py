@@ -13,18 +13,15 @@ import pytest
 
 from clients.sse import CustomerKey
 from tests.support.s3 import aws_cli
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, running_server
 
 SIZE = 20 * 1024 * 1024 + 12345  # above the CLI's 8 MiB multipart threshold
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("s3cli") / "data", extra_args=["--tls"])
-    try:
+    with running_server(tmp_path_factory.mktemp("s3cli") / "data", extra_args=["--tls"]) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from clients.sse import CustomerKey, sse_kms
-from tests.support.s3 import error_code, kms_client, s3_client
-from tests.support.server import RunningServer, start_server
+from tests.support.s3 import fails, kms_client, s3_client
+from tests.support.server import RunningServer, running_server, start_server
 
 BUCKET = "sse-errors"
 KEY = CustomerKey.generate()
@@ -24,11 +23,8 @@ OTHER = CustomerKey.generate()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("s3err") / "data", extra_args=["--tls"])
-    try:
+    with running_server(tmp_path_factory.mktemp("s3err") / "data", extra_args=["--tls"]) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +39,6 @@ def s3(server: RunningServer) -> Any:
 @pytest.fixture(scope="module")
 def kms(server: RunningServer) -> Any:
     return kms_client(server)
-
-
-def fails(call: Any, **kwargs: Any) -> tuple[int, str, str]:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return error_code(caught.value)
 
 
 # --- SSE-C ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from clients.sse import CustomerKey, sse_kms, sse_s3
 from tests.support.s3 import kms_client, s3_client
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, running_server
 
 BUCKET = "sse-modes"
 SIZE = 200_000  # several 64 KiB chunks
@@ -25,11 +25,10 @@ CUSTOMER = CustomerKey.generate()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("s3modes") / "data", extra_args=["--tls"])
-    try:
+    with running_server(
+        tmp_path_factory.mktemp("s3modes") / "data", extra_args=["--tls"]
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from boto3.s3.transfer import TransferConfig
 
 from clients.sse import sse_kms
 from tests.support.s3 import peak_rss_kib, s3_client, worker_pids
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, running_server, start_server
 
 MIB = 1024 * 1024
 OBJECT_SIZE = 256 * MIB
@@ -47,11 +47,8 @@ def sha256_of(path: Path) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     # One worker, so every request lands in the process whose memory is measured.
-    running = start_server(tmp_path_factory.mktemp("s3stream") / "data", workers=1)
-    try:
+    with running_server(tmp_path_factory.mktemp("s3stream") / "data", workers=1) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_multipart_object_streams_with_bounded_memory(

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.support.server import RunningServer
 
@@ -115,3 +117,10 @@ def error_code(error: Any) -> tuple[int, str, str]:
         str(response["Error"]["Code"]),
         str(response["Error"].get("Message", "")),
     )
+
+
+def fails(call: Any, **kwargs: Any) -> tuple[int, str, str]:
+    """``(status, code, message)`` of the ClientError that ``call(**kwargs)`` must raise."""
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    return error_code(caught.value)

@@ -28,6 +28,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from tests.support.server import RunningServer
+
 #: A boto3 KMS client (boto3 ships no type stubs here).
 KmsClient = Any
 
@@ -84,6 +86,22 @@ def raw_request(
         return RawResponse(response.status, dict(response.getheaders()), data)
     finally:
         connection.close()
+
+
+def checked_healthz(kms_server: RunningServer) -> dict[str, Any]:
+    """``GET /healthz`` of a running server, checked: 200 with JSON, status ok, the server's
+    default backend named and open, and the software backend open (always, for older keys).
+    Returns the health document."""
+    response = raw_request(kms_server.port, b"", method="GET", path="/healthz")
+    assert response.status == 200
+    assert response.header("Content-Type") == "application/json"
+    health: dict[str, Any] = response.json()
+    backend = kms_server.env.get("MOCK_KMS_BACKEND", "software")
+    assert health["status"] == "ok"
+    assert health["default_backend"] == backend
+    assert health["backends"][backend]["ok"] is True
+    assert health["backends"]["software"]["ok"] is True  # always open, for older keys
+    return health
 
 
 def signed_headers(
