@@ -18,7 +18,7 @@ class PlaintextBody:
 
     def __init__(
         self,
-        chunks: Iterator[bytes],
+        chunks: Iterator[bytes | memoryview],
         close: Callable[[], None] | None = None,
         content_length: int | None = None,
     ) -> None:

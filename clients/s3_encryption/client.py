@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import os
 import re
 import tempfile
@@ -22,6 +23,7 @@ from clients.s3_encryption.content import (
     ContentDecryptor,
     ContentEncryptor,
     CtrRangeDecryptor,
+    GcmContentDecryptor,
     check_content_length,
     crypto_range,
     ctr_key_and_iv,
@@ -112,6 +114,26 @@ def _read_full(fileobj: IO[bytes], size: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+def _read_part(fileobj: IO[bytes], buffer: memoryview) -> memoryview | bytes:
+    """The next ``len(buffer)`` bytes of the stream (fewer only at its end).
+
+    Read into ``buffer`` (reused for every part, so no part costs a fresh allocation) when
+    the stream has ``readinto``; otherwise the stream's own ``read`` result.
+    """
+    filled = 0
+    try:
+        while filled < len(buffer):
+            count = fileobj.readinto(buffer[filled:])  # type: ignore[attr-defined]
+            if not count:
+                break
+            filled += count
+    except (AttributeError, NotImplementedError, io.UnsupportedOperation):
+        if filled:
+            raise
+        return _read_full(fileobj, len(buffer))
+    return buffer[:filled]
 
 
 def _remaining_length(fileobj: IO[bytes]) -> int | None:
@@ -348,10 +370,11 @@ class EncryptingS3Client:
                     f"{remaining} bytes need {parts_needed} parts of {self.part_size} bytes; "
                     f"S3 allows {MAX_PARTS}: raise part_size"
                 )
-        first = _read_full(Fileobj, self.part_size)
+        part_buffer = memoryview(bytearray(self.part_size))
+        first = _read_part(Fileobj, part_buffer)
         encryptor, envelope = self._begin_object(EncryptionContext)
         if len(first) < self.part_size:
-            ciphertext = encryptor.update(first) + encryptor.finalize()
+            ciphertext = encryptor.update(bytes(first)) + encryptor.finalize()
             metadata = self._store_envelope(Bucket, Key, envelope, request_args)
             self.s3_client.put_object(
                 Bucket=Bucket, Key=Key, Body=ciphertext, Metadata=metadata, **request_args
@@ -361,13 +384,14 @@ class EncryptingS3Client:
             return
         metadata = self._store_envelope(Bucket, Key, envelope, request_args)
         self._multipart_upload(
-            Fileobj, first, Bucket, Key, encryptor, metadata, request_args, Callback
+            Fileobj, part_buffer, first, Bucket, Key, encryptor, metadata, request_args, Callback
         )
 
     def _multipart_upload(
         self,
         fileobj: IO[bytes],
-        first: bytes,
+        part_buffer: memoryview,
+        first: memoryview | bytes,
         bucket: str,
         key: str,
         encryptor: ContentEncryptor,
@@ -381,6 +405,9 @@ class EncryptingS3Client:
         )
         upload_id = created["UploadId"]
         parts: list[dict[str, Any]] = []
+        # Every full part is encrypted into this one buffer and handed to S3 as it is: reused
+        # only once upload_part returned, so a retry inside that call re-reads intact bytes.
+        ciphertext_buffer = bytearray(self.part_size)
         try:
             chunk = first
             while True:
@@ -388,9 +415,10 @@ class EncryptingS3Client:
                 # part size ends with a 16-byte part holding only the tag (S3 allows a small
                 # last part), so no read-ahead buffer is needed.
                 last = len(chunk) < self.part_size
-                ciphertext = encryptor.update(chunk)
+                written = encryptor.update_into(chunk, ciphertext_buffer)
+                ciphertext: bytes | bytearray = ciphertext_buffer
                 if last:
-                    ciphertext += encryptor.finalize()
+                    ciphertext = ciphertext_buffer[:written] + encryptor.finalize()
                 number = len(parts) + 1
                 answer = self.s3_client.upload_part(
                     Bucket=bucket,
@@ -406,7 +434,7 @@ class EncryptingS3Client:
                     callback(len(chunk))
                 if last:
                     break
-                chunk = _read_full(fileobj, self.part_size)
+                chunk = _read_part(fileobj, part_buffer)
             self.s3_client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=key,
@@ -513,7 +541,12 @@ class EncryptingS3Client:
     @staticmethod
     def _decrypt_chunks(
         body: Any, decryptor: ContentDecryptor, callback: ProgressCallback | None = None
-    ) -> Iterator[bytes]:
+    ) -> Iterator[bytes | memoryview]:
+        """Plaintext chunks of ``body``. GCM chunks are views of one reused buffer: each is
+        valid only until the next one is requested (consumers copy or write it at once)."""
+        if isinstance(decryptor, GcmContentDecryptor):
+            yield from EncryptingS3Client._decrypt_gcm_chunks(body, decryptor, callback)
+            return
         for chunk in _read_body(body):
             plaintext = decryptor.update(chunk)
             if plaintext:
@@ -525,6 +558,26 @@ class EncryptingS3Client:
             if callback is not None:
                 callback(len(plaintext))
             yield plaintext
+
+    @staticmethod
+    def _decrypt_gcm_chunks(
+        body: Any, decryptor: GcmContentDecryptor, callback: ProgressCallback | None
+    ) -> Iterator[bytes | memoryview]:
+        buffer = bytearray(DEFAULT_CHUNK_SIZE + GCM_TAG_LENGTH)
+        for chunk in _read_body(body):
+            if len(buffer) < len(chunk) + GCM_TAG_LENGTH:
+                buffer = bytearray(len(chunk) + GCM_TAG_LENGTH)
+            written = decryptor.update_into(chunk, buffer)
+            if written:
+                if callback is not None:
+                    callback(written)
+                with memoryview(buffer) as view, view[:written] as plaintext:
+                    yield plaintext
+        plaintext_tail = decryptor.finalize()
+        if plaintext_tail:
+            if callback is not None:
+                callback(len(plaintext_tail))
+            yield plaintext_tail
 
     def _get_and_open(
         self,

@@ -123,6 +123,16 @@ class ContentEncryptor:
         self._plaintext_length += len(plaintext)
         return self._encryptor.update(plaintext)
 
+    def update_into(self, plaintext: bytes | bytearray | memoryview, out: bytearray) -> int:
+        """Encrypt the next chunk into ``out`` (at least as long); returns the bytes written.
+
+        Lets a caller reuse one output buffer for every part instead of a fresh allocation.
+        Raises ObjectTooLargeError past the GCM limit.
+        """
+        check_content_length(self._plaintext_length + len(plaintext))
+        self._plaintext_length += len(plaintext)
+        return self._encryptor.update_into(plaintext, out)
+
     def finalize(self) -> bytes:
         """Finish the stream and return the authentication tag (any buffered bytes first)."""
         tail = self._encryptor.finalize()
@@ -193,6 +203,20 @@ class GcmContentDecryptor:
             return b""
         self._tail = data[-GCM_TAG_LENGTH:]
         return self._decryptor.update(data[:-GCM_TAG_LENGTH])
+
+    def update_into(self, ciphertext: bytes | bytearray | memoryview, out: bytearray) -> int:
+        """Like :meth:`update`, into ``out`` (at least ``len(ciphertext) + 16`` bytes) without
+        copying the chunk; returns the plaintext bytes written."""
+        if len(ciphertext) <= GCM_TAG_LENGTH:
+            plaintext = self.update(bytes(ciphertext))
+            out[: len(plaintext)] = plaintext
+            return len(plaintext)
+        chunk = memoryview(ciphertext)
+        written = self._decryptor.update_into(self._tail, out) if self._tail else 0
+        with memoryview(out) as target:
+            written += self._decryptor.update_into(chunk[:-GCM_TAG_LENGTH], target[written:])
+        self._tail = bytes(chunk[-GCM_TAG_LENGTH:])
+        return written
 
     def finalize(self) -> bytes:
         """Verify the tag. Raises TruncatedObjectError / TamperedObjectError on failure."""
