@@ -15,19 +15,19 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Iterable
 from functools import partial
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app
 
 from kms_service.admin.endpoints import ADMIN_PREFIX, admin_blueprint
 from kms_service.errors import ConfigurationError
 from kms_service.faults import FaultConfigError, FaultInjector, load_rules_file, rules_to_json
-from kms_service.observability.audit import AuditLog, build_event
+from kms_service.observability.audit import AuditLog
 from kms_service.observability.metrics import RequestMetrics, prepare_multiprocess_dir
-from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, Services
+from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
+from kms_service.operations import Services
 from kms_service.settings import Settings
 from kms_service.shared_settings import CLOCK_OFFSET, FAULTS, attach_shared_settings
 from kms_service.store import MetadataStore
@@ -139,8 +139,8 @@ def install(app: Flask, settings: Settings) -> None:
         app.extensions["mock_kms.before_operation"] = injector.before_operation
         app.register_blueprint(admin_blueprint)
     app.add_url_rule(METRICS_PATH, "mock_kms_metrics", partial(_metrics_view, metrics))
-    app.before_request(_start_timer)
-    app.after_request(partial(_record, metrics, audit, settings.region))
+    # Recorded by the wire layer's dispatch, once per KMS request (no generic request hooks).
+    app.extensions[RECORD_EXTENSION] = RequestRecorder(metrics, audit, settings.region)
     flask_wsgi: WSGIApplication = partial(Flask.wsgi_app, app)  # the app, unwrapped
     app.wsgi_app = OperabilityRouter(app.wsgi_app, flask_wsgi, settings.dev_endpoints)  # type: ignore[method-assign]
 
@@ -148,46 +148,3 @@ def install(app: Flask, settings: Settings) -> None:
 def _metrics_view(metrics: RequestMetrics) -> Response:
     body, content_type = metrics.render(current_app.extensions["mock_kms.services"])
     return Response(body, content_type=content_type)
-
-
-def _start_timer() -> None:
-    g.kms_started = time.perf_counter()
-
-
-def _operation_label() -> str:
-    """The operation of a KMS request, for metric labels: a known name or ``Unknown`` (so a
-    client sending junk targets cannot grow the label set)."""
-    name = g.get("kms_operation")
-    if name is None:
-        target = request.headers.get("X-Amz-Target", "")
-        name = target.rpartition(".")[2]
-    return str(name) if name in OPERATIONS or name in KNOWN_UNIMPLEMENTED else "Unknown"
-
-
-def _record(
-    metrics: RequestMetrics, audit: AuditLog | None, default_region: str, response: Response
-) -> Response:
-    """after_request: count and time every KMS request; audit it."""
-    if request.endpoint != "kms.dispatch":
-        return response
-    started = g.get("kms_started")
-    elapsed = time.perf_counter() - started if started is not None else 0.0
-    operation = _operation_label()
-    error_code = response.headers.get("X-Amzn-ErrorType")
-    metrics.observe(operation, error_code, elapsed)
-    if audit is not None:
-        audit.write(
-            build_event(
-                event_time=time.time(),
-                request_id=response.headers.get("x-amzn-RequestId", ""),
-                operation=operation,
-                scope=g.get("kms_caller"),
-                params=g.get("kms_params"),
-                result=g.get("kms_result"),
-                error_code=error_code,
-                source_ip=request.remote_addr,
-                user_agent=request.headers.get("User-Agent"),
-                default_region=default_region,
-            )
-        )
-    return response

@@ -62,6 +62,14 @@ _CONTEXTS = {
     "DestinationEncryptionContext": "destinationEncryptionContextKeys",
 }
 _READ_ONLY_PREFIXES = ("Describe", "List", "Get")
+#: Each logged request member's position in :data:`_PARAMETERS` (the order of the logged
+#: object) and its CloudTrail name.
+_PARAMETER_ORDER = {
+    name: (index, logged) for index, (name, logged) in enumerate(_PARAMETERS.items())
+}
+#: The member types logged as they are (``bool`` is an ``int``).
+_SCALARS = (str, int, float)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def _key_arn(
@@ -89,11 +97,14 @@ def request_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | Non
     """The loggable part of a request (see :data:`_PARAMETERS`)."""
     if not params:
         return None
-    logged: dict[str, Any] = {}
-    for name, logged_name in _PARAMETERS.items():
-        value = params.get(name)
-        if isinstance(value, str | int | float | bool) and value is not None:
-            logged[logged_name] = value
+    # A request carries few members: walk those, not every loggable name.
+    found = []
+    for name, value in params.items():
+        entry = _PARAMETER_ORDER.get(name)
+        if entry is not None and isinstance(value, _SCALARS):
+            found.append((entry[0], entry[1], value))
+    found.sort(key=_first)
+    logged: dict[str, Any] = {logged_name: value for _, logged_name, value in found}
     for name, logged_name in _CONTEXTS.items():
         context = params.get(name)
         if isinstance(context, Mapping) and context:
@@ -107,6 +118,10 @@ def request_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | Non
     if isinstance(tag_keys, list) and tag_keys:
         logged["tagKeys"] = sorted(str(key) for key in tag_keys)
     return logged or None
+
+
+def _first(item: tuple[int, str, Any]) -> int:
+    return item[0]
 
 
 def build_event(
@@ -189,7 +204,7 @@ class AuditLog:
 
     def write(self, event: Mapping[str, Any]) -> None:
         """Queue one event; never does I/O itself."""
-        line = (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
+        line = (_ENCODER.encode(event) + "\n").encode()
         with self._lock:
             self._buffer.append(line)
             self._buffered += len(line)

@@ -132,11 +132,21 @@ class RequestMetrics:
             ["operation", "fault"],
             registry=self._local,
         )
+        # The labelled children, by (operation, error code): ``.labels()`` on every request
+        # costs more than the recording itself. Both label values come from bounded sets.
+        self._children: dict[tuple[str, str | None], tuple[Any, Any]] = {}
 
     def observe(self, operation: str, error_code: str | None, seconds: float) -> None:
         """Count one answered request and its latency."""
-        self._requests.labels(operation, error_code or NO_ERROR).inc()
-        self._latency.labels(operation).observe(seconds)
+        children = self._children.get((operation, error_code))
+        if children is None:
+            children = (
+                self._requests.labels(operation, error_code or NO_ERROR),
+                self._latency.labels(operation),
+            )
+            self._children[(operation, error_code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def fault(self, operation: str, fault: str) -> None:
         self._faults.labels(operation, fault).inc()

@@ -11,10 +11,11 @@ import logging
 import sqlite3
 import uuid
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from kms_service.errors import (
@@ -25,8 +26,9 @@ from kms_service.errors import (
     UnknownOperationException,
     UnsupportedOperationException,
 )
+from kms_service.observability.recording import RECORD_EXTENSION, RecordRequest
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
-from kms_service.wire.auth import Authenticator
+from kms_service.wire.auth import Authenticator, Caller
 from kms_service.wire.protocol import (
     CONTENT_TYPE,
     encode_error,
@@ -45,11 +47,6 @@ _SCHEMA_INSTANCES = {name: schema() for name, schema in SCHEMAS.items()}
 def _services() -> Services:
     services: Services = current_app.extensions["mock_kms.services"]
     return services
-
-
-def _authenticator() -> Authenticator:
-    authenticator: Authenticator = current_app.extensions["mock_kms.authenticator"]
-    return authenticator
 
 
 def _response(status: int, body: bytes, request_id: str, error_type: str | None = None) -> Response:
@@ -84,26 +81,36 @@ def healthz() -> Response:
 @blueprint.post("/<path:path>")
 def dispatch(path: str) -> Response:
     """Answer one KMS request (any path, as botocore posts to the endpoint URL's path)."""
+    started = perf_counter()
+    # One context-local lookup each; the rest of the request uses plain locals.
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    extensions = app.extensions
     request_id = str(uuid.uuid4())
+    name: str | None = None
+    caller: Caller | None = None
+    params: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: KmsError | None = None
     try:
-        name = operation_name(request.headers.get("X-Amz-Target"))
-        g.kms_operation = name  # g.kms_*: read by the metrics and audit hooks (operability)
-        raw = request.get_data(cache=False)
-        if request.content_length is None and len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        name = operation_name(req.headers.get("X-Amz-Target"))
+        raw = req.get_data(cache=False)
+        max_length = app.config["MAX_CONTENT_LENGTH"]
+        if req.content_length is None and len(raw) >= max_length:
             # A chunked body is cut at the cap by werkzeug, silently: refuse it, never parse
             # its first megabyte as if it were the whole request.
-            raise _too_large()
-        caller = _authenticator().authenticate(
-            request.method,
-            _raw_path(),
-            request.query_string.decode("latin-1"),
-            request.headers,
+            raise _too_large(max_length)
+        authenticator: Authenticator = extensions["mock_kms.authenticator"]
+        caller = authenticator.authenticate(
+            req.method,
+            _raw_path(req),
+            req.query_string.decode("latin-1"),
+            req.headers,
             raw,
             # Signatures are checked against real time: the movable clock (dev endpoints)
             # moves key lifecycles, not the clients' signing clocks.
             datetime.now(UTC),
         )
-        g.kms_caller = caller
         operation = OPERATIONS.get(name)
         if operation is None:
             if name in KNOWN_UNIMPLEMENTED:
@@ -111,40 +118,55 @@ def dispatch(path: str) -> Response:
             raise UnknownOperationException()
         params = load_request(_SCHEMA_INSTANCES[name], parse_body(raw))
         scope = RequestScope(caller.account_id, caller.region, caller.principal_arn)
-        g.kms_params = params
-        before_operation = current_app.extensions.get("mock_kms.before_operation")
+        before_operation = extensions.get("mock_kms.before_operation")
         if before_operation is not None:
             before_operation(name)  # fault injection: may sleep, or raise an injected error
-        result: dict[str, Any] | None = operation(_services(), scope, params)
-        g.kms_result = result
-    except KmsError as error:
-        return error_response(error, request_id)
+        result = operation(extensions["mock_kms.services"], scope, params)
+    except KmsError as exc:
+        error = exc
     except RequestEntityTooLarge:
-        return error_response(_too_large(), request_id)
+        error = _too_large(app.config.get("MAX_CONTENT_LENGTH"))
     except sqlite3.OperationalError as exc:
         # Lock timeouts under extreme contention: a retryable server-side fault.
         log.warning("request %s: database busy: %s", request_id, exc)
-        return error_response(DependencyTimeoutException("The request timed out."), request_id)
+        error = DependencyTimeoutException("The request timed out.")
     except Exception:
         log.exception("request %s: unexpected error", request_id)
-        return error_response(
-            KMSInternalException(f"An internal error occurred (request id {request_id})."),
+        error = KMSInternalException(f"An internal error occurred (request id {request_id}).")
+    if error is None:
+        response = _response(200, encode_result(result), request_id)
+    else:
+        response = error_response(error, request_id)
+    # Metrics and audit (kms_service.operability), recorded here rather than from generic
+    # request hooks: the operation, caller and outcome are already at hand.
+    record: RecordRequest | None = extensions.get(RECORD_EXTENSION)
+    if record is not None:
+        record(
+            req,
+            name,
+            None if error is None else error.code,
+            perf_counter() - started,
             request_id,
+            caller,
+            params,
+            result,
         )
-    return _response(200, encode_result(result), request_id)
+    return response
 
 
-def _raw_path() -> str:
+def _raw_path(req: Request) -> str:
     """The path exactly as the client sent it (still percent-encoded), which is what SigV4
     signs; gunicorn keeps it in ``RAW_URI``."""
-    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    environ = req.environ
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw_uri:
         return str(raw_uri).split("?", 1)[0]
-    return quote(request.path)
+    return quote(req.path)
 
 
-def _too_large() -> RequestEntityTooLargeException:
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+def _too_large(limit: int | None = None) -> RequestEntityTooLargeException:
+    if limit is None:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
     return RequestEntityTooLargeException(f"Request body exceeds the limit of {limit} bytes.")
 
 
