@@ -76,6 +76,12 @@ def test_gunicorn_conf_serves_the_real_app(tmp_path: Path) -> None:
         assert metric(text, "mock_kms_requests_total", operation="Decrypt", error_code="none") == 10
         with urllib.request.urlopen(server.endpoint + "/_mock-kms/clock", timeout=5) as answer:
             assert json.loads(answer.read())["offset_seconds"] == 0
+        # The second worker may still be booting (its line not yet written) even though the
+        # first already answers: wait for both lines, bounded.
+        deadline = time.monotonic() + 20
+        while len(re.findall(r"Booting worker with pid", server.log())) < 2:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
         log = server.log()
         assert len(re.findall(r"Booting worker with pid", log)) == 2
         assert "created key" in log  # the seed ran in the master, before the workers
