@@ -124,4 +124,4 @@ def list_aliases(services: Services, scope: RequestScope, request: Request) -> R
         }
         for alias in shown
     ]
-    return paginate(rows, limit, shown[-1].alias_name if shown else None, {}, "Aliases", items)
+    return paginate(rows, limit, shown[-1].alias_name if shown else None, "Aliases", items)

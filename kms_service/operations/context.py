@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.base import BACKEND_CODES, BackendUnavailableError, KeyBackend
+from backends.base import BackendUnavailableError, KeyBackend
 from kms_service.clock import Clock
 from kms_service.errors import KeyUnavailableException
 from kms_service.settings import Settings
@@ -52,9 +52,6 @@ class Services:
                 f"The key's {name} key store is not configured in this mock-kms process."
             )
         return backend
-
-    def backend_code(self, name: str) -> int:
-        return BACKEND_CODES[name]
 
     def random_bytes(self, size: int) -> bytes:
         """Random bytes from the default backend (the HSM's RNG on the PKCS#11 backend)."""

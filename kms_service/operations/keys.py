@@ -86,7 +86,7 @@ def list_keys(services: Services, scope: RequestScope, request: Request) -> Resp
     rows = services.store.list_keys(scope.account_id, scope.region, after, limit + 1)
     shown = rows[:limit]
     items = [{"KeyId": key_id, "KeyArn": scope.key_arn(key_id)} for key_id, _ in shown]
-    return paginate(rows, limit, shown[-1][0] if shown else None, {}, "Keys", items)
+    return paginate(rows, limit, shown[-1][0] if shown else None, "Keys", items)
 
 
 def purge_due_deletions(services: Services, scope: RequestScope) -> None:

@@ -41,16 +41,15 @@ def paginate(
     rows: Sequence[T],
     limit: int,
     sort_key: str | None,
-    result: dict[str, Any],
     items_key: str,
     items: list[Any],
 ) -> dict[str, Any]:
-    """Fill ``result`` with one page.
+    """One page of a list response: ``{items_key: items, "Truncated": ..., "NextMarker": ...}``.
 
     ``rows`` holds up to ``limit + 1`` rows (one extra tells whether more follow); ``items``
     the rendered first ``limit`` of them; ``sort_key`` the sort key of the last one shown.
     """
-    result[items_key] = items
+    result: dict[str, Any] = {items_key: items}
     if len(rows) > limit and sort_key is not None:
         result["NextMarker"] = encode_marker(sort_key)
         result["Truncated"] = True

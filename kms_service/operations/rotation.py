@@ -134,4 +134,4 @@ def list_key_rotations(services: Services, scope: RequestScope, request: Request
             entry["RotationType"] = material.rotation_type
         items.append(entry)
     last = str(shown[-1].seq) if shown else None
-    return paginate(rows, limit, last, {}, "Rotations", items)
+    return paginate(rows, limit, last, "Rotations", items)

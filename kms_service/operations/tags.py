@@ -67,4 +67,4 @@ def list_resource_tags(services: Services, scope: RequestScope, request: Request
     rows = [pair for pair in services.store.tags(key) if after is None or pair[0] > after]
     shown = rows[:limit]
     items = [{"TagKey": k, "TagValue": v} for k, v in shown]
-    return paginate(rows, limit, shown[-1][0] if shown else None, {}, "Tags", items)
+    return paginate(rows, limit, shown[-1][0] if shown else None, "Tags", items)
