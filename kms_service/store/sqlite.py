@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -17,12 +18,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from kms_service.store.generation import WriteGeneration
+
 DATABASE_FILE = "mock-kms.sqlite3"
 #: 2 added ``service_settings`` (the movable clock, fault injection). schema.sql only uses
 #: ``CREATE ... IF NOT EXISTS``, so running it migrates any older database in place.
 SCHEMA_VERSION = 2
 #: Rows one thread may keep between database changes (see ``MetadataStore._read_cache``).
 _READ_CACHE_LIMIT = 4096
+#: Beside the database: the write counters every process checks its cached rows against.
+GENERATION_SUFFIX = "-generation"
+#: How often a thread also asks SQLite whether the database changed, which catches programs
+#: other than mock-kms writing to it (they do not count their writes in the generation file).
+_FOREIGN_WRITE_CHECK_S = 1.0
 
 
 class StoreError(Exception):
@@ -105,6 +113,8 @@ class MetadataStore:
     def __init__(self, data_dir: Path) -> None:
         self._path = data_dir / DATABASE_FILE
         self._local = threading.local()
+        self._generation: WriteGeneration | None = None
+        self._generation_lock = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -145,26 +155,49 @@ class MetadataStore:
             # under the old connection's token may be trusted.
             self._local.cache = {}
             self._local.cache_token = None
+            self._local.data_version = None
+            self._local.foreign_check_due = 0.0
         return connection
+
+    def _writes(self) -> WriteGeneration:
+        """The shared write counters, opened on first use. Raises :class:`StoreError`."""
+        generation = self._generation
+        if generation is None:
+            with self._generation_lock:
+                generation = self._generation
+                if generation is None:
+                    path = self._path.with_name(self._path.name + GENERATION_SUFFIX)
+                    try:
+                        generation = WriteGeneration(path)
+                    except OSError as exc:
+                        raise StoreError(f"cannot open {path}: {exc.strerror}") from None
+                    self._generation = generation
+        return generation
 
     def _read_cache(self) -> dict[tuple[str, ...], Any] | None:
         """This thread's cache of rows read outside transactions, emptied whenever the
-        database may have changed since they were read; None inside a transaction, whose
-        reads must see its own uncommitted writes and must not outlive a rollback.
+        database may have changed since they were read; None while any process is writing,
+        and inside a transaction, whose reads must see its own uncommitted writes and must
+        not outlive a rollback.
 
-        Checking costs one ``PRAGMA data_version`` (it changes with every commit by any other
-        connection, in this worker or another) plus this connection's ``total_changes`` (its
-        own writes, which data_version does not count): much less than the key query, and a
-        key disabled through one worker is still refused by every worker on its next request.
+        Checking costs two reads of shared memory (:mod:`kms_service.store.generation`,
+        which every write through :meth:`write` updates, in any process), this connection's
+        ``total_changes`` (its own writes outside :meth:`write`) and, once a second, SQLite's
+        ``PRAGMA data_version`` for writers other than mock-kms. So a key disabled through one
+        worker is refused by every worker on its next request.
         """
         connection = self._connection()
         if connection.in_transaction:
             return None
-        token = (
-            connection.execute("PRAGMA data_version").fetchone()[0],
-            connection.total_changes,
-        )
+        generation = self._writes().stable()
+        if generation is None:
+            return None
         local = self._local
+        now = time.monotonic()
+        if now >= local.foreign_check_due:
+            local.data_version = connection.execute("PRAGMA data_version").fetchone()[0]
+            local.foreign_check_due = now + _FOREIGN_WRITE_CHECK_S
+        token = (generation, local.data_version, connection.total_changes)
         if token != local.cache_token or len(local.cache) >= _READ_CACHE_LIMIT:
             local.cache = {}
             local.cache_token = token
@@ -189,16 +222,23 @@ class MetadataStore:
             finally:
                 self._local.depth -= 1
             return
+        writes = self._writes()
         connection.execute("BEGIN IMMEDIATE")
+        # Counted while SQLite's write lock is held and before anything can be committed, so
+        # no process keeps using rows cached before this write (see _read_cache).
+        number = writes.begin()
         self._local.depth = 1
         try:
-            yield
-        except BaseException:
+            try:
+                yield
+            except BaseException:
+                self._local.depth = 0
+                connection.execute("ROLLBACK")
+                raise
             self._local.depth = 0
-            connection.execute("ROLLBACK")
-            raise
-        self._local.depth = 0
-        connection.execute("COMMIT")
+            connection.execute("COMMIT")
+        finally:
+            writes.complete(number)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._connection().execute(sql, params)

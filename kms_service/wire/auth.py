@@ -65,6 +65,7 @@ _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _BASIC_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 _OPEN_CREDENTIAL = re.compile(r"Credential=([^,\s]*)")
+_OPEN_CALLER_CACHE_LIMIT = 1024
 # Access key ids go into ``Credential=<id>/...``; a comma, slash or space would break it.
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9_.@+-]{1,128}")
 # The profile name becomes an IAM user name in the principal ARN, so it follows IAM's pattern.
@@ -277,6 +278,7 @@ class Authenticator:
                 f"default account id must be 12 digits, got {default_account_id!r}"
             )
         self.mode = mode
+        self._open_callers: dict[str, Caller] = {}
         self._default_region = default_region
         self._default_account_id = default_account_id
         self._credentials = credentials
@@ -288,31 +290,45 @@ class Authenticator:
         query_string: str,
         headers: HeaderSource,
         body: bytes,
-        now: datetime,
+        now: datetime | None = None,
     ) -> Caller:
         """Authenticate one request and say who made it.
 
         ``path`` is the request path exactly as on the request line (still percent-encoded);
-        ``query_string`` is the raw query without ``?``; ``now`` is the service clock, timezone
-        aware. In ``open`` mode this never raises an AWS error. In ``sigv4`` mode it raises
+        ``query_string`` is the raw query without ``?``; ``now`` is the time signatures are
+        checked against, timezone aware (default: the real time now). In ``open`` mode this
+        never raises an AWS error. In ``sigv4`` mode it raises
         :class:`MissingAuthenticationTokenException`, :class:`IncompleteSignatureException`,
         :class:`InvalidSignatureException` or :class:`UnrecognizedClientException` with
         AWS's message, checked in AWS's order. Raises ``ValueError`` for a naive ``now``.
         """
-        if now.utcoffset() is None:
+        if now is not None and now.utcoffset() is None:
             raise ValueError("now must be a timezone-aware datetime")
         if self.mode == "open":
             return self._open_caller(headers)
+        if now is None:
+            now = datetime.now(UTC)
         return self._verify(method, path, query_string, headers, body, now.astimezone(UTC))
 
     def _open_caller(self, headers: HeaderSource) -> Caller:
         """Read (never check) the access key and region from ``Authorization``."""
-        access_key_id: str | None = None
-        region = self._default_region
         authorization = headers.get("Authorization")
         match = _OPEN_CREDENTIAL.search(authorization) if authorization else None
-        if match:
-            parts = match.group(1).rstrip("/").split("/")
+        scope = match.group(1) if match else ""
+        # A client sends the same credential scope (key id, date, region) on every request:
+        # its caller is worked out once. Bounded, since the scope is whatever the client says.
+        caller = self._open_callers.get(scope)
+        if caller is None:
+            if len(self._open_callers) >= _OPEN_CALLER_CACHE_LIMIT:
+                self._open_callers.clear()
+            caller = self._open_callers[scope] = self._caller_from_scope(scope)
+        return caller
+
+    def _caller_from_scope(self, scope: str) -> Caller:
+        access_key_id: str | None = None
+        region = self._default_region
+        if scope:
+            parts = scope.rstrip("/").split("/")
             access_key_id = parts[0] or None
             if len(parts) == 5 and _is_region(parts[2]):
                 region = parts[2]

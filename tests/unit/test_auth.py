@@ -687,6 +687,26 @@ def test_open_mode_without_authorization_has_no_access_key(open_mode: Authentica
     assert caller.access_key_id is None
 
 
+def test_open_mode_callers_are_remembered_per_scope_never_mixed(open_mode: Authenticator) -> None:
+    # Each scope answered twice (the second time from the per-scope memory), in an order
+    # that would expose a caller handed to the wrong scope.
+    scopes = [("000000000001", "eu-west-1"), ("000000000002", "us-west-2"), ("test", "ap-south-1")]
+    for _ in range(2):
+        for key, region in scopes:
+            caller = authenticate(open_mode, sign(access_key=key, secret="x", region=region))
+            assert (caller.access_key_id, caller.region) == (key, region)
+            assert caller.account_id == (key if key.isdigit() else DEFAULT_ACCOUNT)
+
+
+def test_open_mode_memory_of_scopes_is_bounded(open_mode: Authenticator) -> None:
+    for index in range(3000):
+        request = sign().with_header(
+            "Authorization", f"AWS4-HMAC-SHA256 Credential={index:012d}/20260101/us-east-1/kms/x"
+        )
+        assert authenticate(open_mode, request).account_id == f"{index:012d}"
+    assert len(open_mode._open_callers) <= 1024
+
+
 # --- configuration ----------------------------------------------------------------------------
 def test_credentials_file_is_loaded(store: CredentialStore) -> None:
     alice = store.lookup(ALICE_KEY)
