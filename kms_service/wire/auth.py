@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
 from werkzeug.datastructures import Headers
@@ -279,6 +279,7 @@ class Authenticator:
             )
         self.mode = mode
         self._open_callers: dict[str, Caller] = {}
+        self._signed_callers: dict[tuple[str, str], Caller] = {}
         self._default_region = default_region
         self._default_account_id = default_account_id
         self._credentials = credentials
@@ -420,10 +421,10 @@ class Authenticator:
             )
         )
         signing_key = _signing_key(credential.secret_access_key, scope_date, region)
-        expected = hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256)
+        expected = hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256")
         # compare_digest on str rejects non-ASCII input; on bytes it takes anything.
         if not hmac.compare_digest(
-            expected.hexdigest().encode("ascii"), signature.encode("utf-8", "surrogatepass")
+            expected.hex().encode("ascii"), signature.encode("utf-8", "surrogatepass")
         ):
             raise InvalidSignatureException(
                 f"{SIGNATURE_MISMATCH_MESSAGE}\n\n"
@@ -432,14 +433,19 @@ class Authenticator:
             )
 
         _check_session_token(credential, headers.get("X-Amz-Security-Token"))
-        return Caller(
-            access_key_id=access_key_id,
-            account_id=credential.account_id,
-            region=region,
-            principal_arn=credential.principal_arn,
-        )
+        caller = self._signed_callers.get((access_key_id, region))
+        if caller is None:
+            # One per credential and valid region: bounded by the credentials file.
+            caller = self._signed_callers[(access_key_id, region)] = Caller(
+                access_key_id=access_key_id,
+                account_id=credential.account_id,
+                region=region,
+                principal_arn=credential.principal_arn,
+            )
+        return caller
 
 
+@functools.lru_cache(maxsize=64)
 def _is_region(value: str) -> bool:
     return len(value) <= _MAX_REGION_LENGTH and _REGION.fullmatch(value) is not None
 
@@ -465,6 +471,8 @@ def _parse_authorization(authorization: str) -> tuple[str, dict[str, str]]:
     return algorithm, parameters
 
 
+# A client's requests within one second all carry the same date.
+@functools.lru_cache(maxsize=16)
 def _parse_request_date(value: str) -> tuple[datetime, str]:
     """The request time and its ISO-8601 basic form, from ``X-Amz-Date`` or ``Date``.
 
@@ -580,13 +588,17 @@ def _canonical_request(
 
 
 def _signed_header_values(headers: HeaderSource, names: list[str]) -> dict[str, list[str]]:
-    """``headers.getlist(name)`` for each of ``names`` (lower-case), in one pass.
+    """``headers.getlist(name)`` for each of ``names`` (lower-case), without the cost.
 
     werkzeug's ``getlist`` is ``[v for k, v in self if k.lower() == key]``, and on the
     request's ``EnvironHeaders`` every pass walks the whole WSGI environ renaming each key:
-    one pass per signed header was most of the SigV4 check's cost. The same comparison in a
-    single pass gives the same lists.
+    one pass per signed header was most of the SigV4 check's cost. On a request, each name is
+    looked up in the environ under the key werkzeug would have renamed (one value per key: the
+    server has already joined repeated headers); on other header collections, one pass.
     """
+    environ = getattr(headers, "environ", None)
+    if isinstance(environ, dict):
+        return {name: _environ_header(environ, name) for name in names}
     if not isinstance(headers, Headers):
         return {name: headers.getlist(name) for name in names}
     values: dict[str, list[str]] = {name: [] for name in names}
@@ -595,6 +607,19 @@ def _signed_header_values(headers: HeaderSource, names: list[str]) -> dict[str, 
         if found is not None:
             found.append(value)
     return values
+
+
+def _environ_header(environ: dict[str, Any], name: str) -> list[str]:
+    """What werkzeug's ``EnvironHeaders.getlist(name)`` returns, by one lookup."""
+    if "_" in name or not name.isascii():
+        # werkzeug names every environ key with dashes, and the rename is ASCII-only.
+        return []
+    key = name.upper().replace("-", "_")
+    if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        value = environ.get(key)
+        return [str(value)] if value else []  # werkzeug skips them when empty
+    value = environ.get("HTTP_" + key)
+    return [] if value is None else [str(value)]
 
 
 @functools.lru_cache(maxsize=64)

@@ -23,7 +23,9 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest
 from botocore.credentials import Credentials
-from werkzeug.datastructures import Headers
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.datastructures import EnvironHeaders, Headers
 
 from kms_service.errors import (
     ConfigurationError,
@@ -33,7 +35,13 @@ from kms_service.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
-from kms_service.wire.auth import Authenticator, Caller, Credential, CredentialStore
+from kms_service.wire.auth import (
+    Authenticator,
+    Caller,
+    Credential,
+    CredentialStore,
+    _signed_header_values,
+)
 
 SIGNED_AT = datetime(2024, 8, 20, 23, 1, 43, tzinfo=UTC)
 AMZ_DATE = "20240820T230143Z"
@@ -850,3 +858,40 @@ def test_authenticator_configuration_errors(
         Authenticator(mode, region, account, credentials)
 
     assert str(caught.value) == expected
+
+
+# --- reading signed headers from the WSGI environ ------------------------------------------
+_HEADER_NAMES = st.sampled_from(
+    [
+        "host",
+        "x-amz-date",
+        "content-type",
+        "content-length",
+        "x-amz-target",
+        "x_amz_x",
+        "X-Amz-Date",
+    ]
+)
+_ENVIRON_KEYS = st.sampled_from(
+    [
+        "HTTP_HOST",
+        "HTTP_X_AMZ_DATE",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "HTTP_CONTENT_TYPE",
+        "HTTP_X_AMZ_TARGET",
+        "HTTP_X_AMZ_X",
+        "REQUEST_METHOD",
+    ]
+)
+
+
+@given(
+    environ=st.dictionaries(_ENVIRON_KEYS, st.sampled_from(["", "a", "b, c", " d "])),
+    names=st.lists(_HEADER_NAMES.map(str.lower), max_size=6),
+)
+def test_signed_header_values_are_what_werkzeug_getlist_returns(
+    environ: dict[str, str], names: list[str]
+) -> None:
+    headers = EnvironHeaders(environ)
+    assert _signed_header_values(headers, names) == {name: headers.getlist(name) for name in names}
