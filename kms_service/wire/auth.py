@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
-from werkzeug.datastructures import Headers
+from werkzeug.datastructures import EnvironHeaders, Headers
 
 from kms_service.errors import (
     ConfigurationError,
@@ -312,6 +312,8 @@ class Authenticator:
             return self._open_caller(headers)
         if now is None:
             now = datetime.now(UTC)
+        if isinstance(headers, EnvironHeaders):
+            headers = EnvironHeaderView(headers.environ)
         return self._verify(method, path, query_string, headers, body, now.astimezone(UTC))
 
     def _open_caller(self, headers: HeaderSource) -> Caller:
@@ -593,15 +595,11 @@ def _canonical_request(
 def _signed_header_values(headers: HeaderSource, names: list[str]) -> dict[str, list[str]]:
     """``headers.getlist(name)`` for each of ``names`` (lower-case), without the cost.
 
-    werkzeug's ``getlist`` is ``[v for k, v in self if k.lower() == key]``, and on the
-    request's ``EnvironHeaders`` every pass walks the whole WSGI environ renaming each key:
-    one pass per signed header was most of the SigV4 check's cost. On a request, each name is
-    looked up in the environ under the key werkzeug would have renamed (one value per key: the
-    server has already joined repeated headers); on other header collections, one pass.
+    werkzeug's ``getlist`` is ``[v for k, v in self if k.lower() == key]``: one pass over all
+    headers per signed header was most of the SigV4 check's cost, so a ``Headers`` collection
+    is walked once for all names. (A request's headers arrive here as an
+    :class:`EnvironHeaderView`, whose ``getlist`` is one dictionary lookup.)
     """
-    environ = getattr(headers, "environ", None)
-    if isinstance(environ, dict):
-        return {name: _environ_header(environ, name) for name in names}
     if not isinstance(headers, Headers):
         return {name: headers.getlist(name) for name in names}
     values: dict[str, list[str]] = {name: [] for name in names}
@@ -612,17 +610,38 @@ def _signed_header_values(headers: HeaderSource, names: list[str]) -> dict[str, 
     return values
 
 
-def _environ_header(environ: dict[str, Any], name: str) -> list[str]:
-    """What werkzeug's ``EnvironHeaders.getlist(name)`` returns, by one lookup."""
-    if "_" in name or not name.isascii():
-        # werkzeug names every environ key with dashes, and the rename is ASCII-only.
-        return []
-    key = name.upper().replace("-", "_")
-    if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        value = environ.get(key)
-        return [str(value)] if value else []  # werkzeug skips them when empty
-    value = environ.get("HTTP_" + key)
-    return [] if value is None else [str(value)]
+class EnvironHeaderView:
+    """A request's headers answered straight from its WSGI environ, exactly as werkzeug's
+    ``EnvironHeaders`` answers them, without renaming every environ key on every lookup."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self._environ = environ
+
+    def get(self, name: str) -> str | None:
+        """``EnvironHeaders.get(name)``: Content-Type and Content-Length come from their
+        CGI keys (even when empty), every other header from ``HTTP_<NAME>``."""
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            value = self._environ.get(key)
+        else:
+            value = self._environ.get("HTTP_" + key)
+        return None if value is None else str(value)
+
+    def getlist(self, name: str) -> list[str]:
+        """``EnvironHeaders.getlist(name)``: at most one value per name (the server joins
+        repeated headers); empty Content-Type/Length and names with ``_`` have none."""
+        lowered = name.lower()
+        if "_" in lowered or not lowered.isascii():
+            # werkzeug names every environ key with dashes, and the rename is ASCII-only.
+            return []
+        key = lowered.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            value = self._environ.get(key)
+            return [str(value)] if value else []  # werkzeug skips them when empty
+        value = self._environ.get("HTTP_" + key)
+        return [] if value is None else [str(value)]
 
 
 def _body_sha256(body: bytes) -> str:
