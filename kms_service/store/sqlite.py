@@ -174,6 +174,15 @@ class MetadataStore:
                     self._generation = generation
         return generation
 
+    def _stable_generation(self) -> int | None:
+        """The shared write count when no write is in flight; None otherwise, and when the
+        counter file cannot be opened (a reader without write access to the data directory,
+        such as ``mock-kms export`` run by another user), which only turns caching off."""
+        try:
+            return self._writes().stable()
+        except StoreError:
+            return None
+
     def _read_cache(self) -> dict[tuple[str, ...], Any] | None:
         """This thread's cache of rows read outside transactions, emptied whenever the
         database may have changed since they were read; None while any process is writing,
@@ -189,7 +198,7 @@ class MetadataStore:
         connection = self._connection()
         if connection.in_transaction:
             return None
-        generation = self._writes().stable()
+        generation = self._stable_generation()
         if generation is None:
             return None
         local = self._local

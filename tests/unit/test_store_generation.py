@@ -170,3 +170,21 @@ def test_a_foreign_program_writing_the_database_is_seen_within_the_check_interva
     while _state(store) != "Disabled":
         assert time.monotonic() < deadline, "a foreign write was never noticed"
         time.sleep(0.05)
+
+
+def test_a_reader_that_cannot_open_the_counters_still_reads_correctly(data_dir: Path) -> None:
+    _store_with_key(data_dir)
+    counters = data_dir / (DATABASE_FILE + GENERATION_SUFFIX)
+    # As for a reader without write access to the data directory: the file cannot be opened
+    # read-write (a directory in its place makes that fail even for root).
+    counters.unlink()
+    counters.mkdir()
+    reader = MetadataStore(data_dir)
+    assert _state(reader) == "Enabled"
+    foreign = sqlite3.connect(data_dir / DATABASE_FILE)
+    try:
+        with foreign:
+            foreign.execute("UPDATE keys SET state = 'Disabled'")
+    finally:
+        foreign.close()
+    assert _state(reader) == "Disabled"  # nothing was cached
