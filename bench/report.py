@@ -105,14 +105,18 @@ def _cpu(
 def ratios(cells: Iterable[Cell]) -> list[dict[str, Any]]:
     """Per (operation, concurrency): mock-kms/moto, mock-kms/ceiling, the cost of signature
     checking (1 - sigv4/open) and pkcs11/software, all on requests per second; plus
-    mock-kms/ceiling on server CPU per request (ceiling's CPU over mock-kms's), which other
-    load on the machine barely moves."""
+    mock-kms/ceiling and the cost of signature checking on server CPU per request (the
+    faster system's CPU over the slower's), which other load on the machine barely moves."""
     indexed = index_cells(cells)
     keys = sorted({(c.operation, c.concurrency) for c in indexed.values()}, key=_order_key)
     rows = []
     for operation, concurrency in keys:
         mock = _rps(indexed, MOCK, operation, concurrency)
         sigv4 = ratio(_rps(indexed, SIGV4, operation, concurrency), mock)
+        sigv4_cpu = ratio(
+            _cpu(indexed, MOCK, operation, concurrency),
+            _cpu(indexed, SIGV4, operation, concurrency),
+        )
         rows.append(
             {
                 "operation": operation,
@@ -124,6 +128,7 @@ def ratios(cells: Iterable[Cell]) -> list[dict[str, Any]]:
                     _cpu(indexed, MOCK, operation, concurrency),
                 ),
                 "sigv4_cost": None if sigv4 is None else 1 - sigv4,
+                "sigv4_cost_cpu": None if sigv4_cpu is None else 1 - sigv4_cpu,
                 "pkcs11_vs_software": ratio(_rps(indexed, PKCS11, operation, concurrency), mock),
             }
         )
@@ -274,7 +279,7 @@ def format_ratio_table(rows: Iterable[Mapping[str, Any]]) -> str:
     """The ratios of :func:`ratios` as a table."""
     head = (
         f"{'operation':<16} {'conc':>4} {'mock/moto':>10} {'mock/ceiling':>13}"
-        f" {'(on CPU)':>9} {'sigv4 cost':>11} {'pkcs11/sw':>10}"
+        f" {'(on CPU)':>9} {'sigv4 cost':>11} {'(on CPU)':>9} {'pkcs11/sw':>10}"
     )
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -284,6 +289,7 @@ def format_ratio_table(rows: Iterable[Mapping[str, Any]]) -> str:
             f" {_number(row['mock_vs_ceiling'], '>13.0%')}"
             f" {_number(row.get('mock_vs_ceiling_cpu'), '>9.0%')}"
             f" {_number(row['sigv4_cost'], '>11.0%')}"
+            f" {_number(row.get('sigv4_cost_cpu'), '>9.0%')}"
             f" {_number(row['pkcs11_vs_software'], '>10.0%')}"
         )
     return "\n".join(lines)

@@ -13,8 +13,10 @@ from bench.report import Cell, Run, TargetCheck
 from bench.wrk import RESULT_PREFIX, HttpRequest, lua_script, lua_string, parse_output
 
 
-def cell(system: str, rps: float, *, op: str = "GenerateDataKey", conc: int = 16, p99=5.0):
-    return Cell(system, op, conc, rps, 1.0, p99, 0, (rps,), 100.0)
+def cell(
+    system: str, rps: float, *, op: str = "GenerateDataKey", conc: int = 16, p99=5.0, cpu=100.0
+):
+    return Cell(system, op, conc, rps, 1.0, p99, 0, (rps,), cpu)
 
 
 def test_median_cell_takes_each_metric_median_and_sums_errors() -> None:
@@ -49,7 +51,7 @@ def test_ratio(numerator, denominator, expected) -> None:
 def test_ratios_per_operation_and_concurrency() -> None:
     cells = [
         cell("mock-kms", 4000),
-        cell("mock-kms-sigv4", 3600),
+        cell("mock-kms-sigv4", 3600, cpu=125.0),
         cell("mock-kms-pkcs11", 2000),
         cell("moto", 500),
         cell("ceiling", 5000),
@@ -66,6 +68,7 @@ def test_ratios_per_operation_and_concurrency() -> None:
     assert c16["sigv4_cost"] == pytest.approx(0.1)
     assert c16["pkcs11_vs_software"] == 0.5
     assert c16["mock_vs_ceiling_cpu"] == 1.0
+    assert c16["sigv4_cost_cpu"] == pytest.approx(0.2)  # 100 us/request open, 125 with sigv4
     assert rows[0]["mock_vs_moto"] is None
 
 
