@@ -392,8 +392,8 @@ class Authenticator:
         request_time, amz_date = _parse_request_date(date_value)
         _check_clock(request_time, amz_date, now)
 
-        signed_header_names = signed_headers_parameter.split(";")
-        if not any(name.strip().lower() == "host" for name in signed_header_names):
+        signed_header_names = _signed_header_names(signed_headers_parameter)
+        if "host" not in signed_header_names:
             raise InvalidSignatureException(HOST_NOT_SIGNED_MESSAGE)
         if algorithm != ALGORITHM:
             raise IncompleteSignatureException(
@@ -561,17 +561,24 @@ def _check_session_token(credential: Credential, sent_token: str | None) -> None
         raise UnrecognizedClientException(INVALID_SESSION_MESSAGE)
 
 
+@functools.lru_cache(maxsize=64)
+def _signed_header_names(signed_headers_parameter: str) -> tuple[str, ...]:
+    """The ``SignedHeaders`` list as the canonical request names them (trimmed, lower-case).
+    A client signs the same headers on every request, so this is worked out once."""
+    return tuple(raw.strip().lower() for raw in signed_headers_parameter.split(";"))
+
+
 def _canonical_request(
     method: str,
     path: str,
     query_string: str,
     headers: HeaderSource,
-    signed_header_names: list[str],
+    signed_header_names: tuple[str, ...],
     signed_headers_parameter: str,
     body: bytes,
 ) -> str:
     """SigV4's canonical request (reference §2.2 step 5), built as botocore builds it."""
-    names = [raw.strip().lower() for raw in signed_header_names]
+    names = signed_header_names
     values = _signed_header_values(headers, names)
     canonical_headers = "".join(
         f"{name}:{','.join(' '.join(value.split()) for value in values[name])}\n" for name in names
@@ -592,7 +599,7 @@ def _canonical_request(
     )
 
 
-def _signed_header_values(headers: HeaderSource, names: list[str]) -> dict[str, list[str]]:
+def _signed_header_values(headers: HeaderSource, names: Iterable[str]) -> dict[str, list[str]]:
     """``headers.getlist(name)`` for each of ``names`` (lower-case), without the cost.
 
     werkzeug's ``getlist`` is ``[v for k, v in self if k.lower() == key]``: one pass over all
