@@ -66,6 +66,11 @@ _REGION = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _BASIC_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 _OPEN_CREDENTIAL = re.compile(r"Credential=([^,\s]*)")
 _OPEN_CALLER_CACHE_LIMIT = 1024
+# The Authorization header exactly as every AWS SDK writes it: parsed by one match, with the
+# same result as the general parser below (which handles any other spacing and order).
+_CANONICAL_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^,\s]+), SignedHeaders=([^,\s]+), Signature=([^,\s]+)"
+)
 # hashlib keeps the GIL for updates under 2048 bytes (HASHLIB_GIL_MINSIZE); see _body_sha256.
 _HASH_PIECE = 2047
 _HASH_WITH_GIL_LIMIT = 64 * 1024
@@ -425,10 +430,10 @@ class Authenticator:
                 hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
             )
         )
-        signing_key = _signing_key(credential.secret_access_key, scope_date, region)
-        # hmac.new, not the one-shot hmac.digest: that one hands the GIL to another request
-        # thread and back around a microsecond of work.
-        expected = hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256)
+        # A copy of an HMAC already keyed for this scope; not the one-shot hmac.digest, which
+        # hands the GIL to another request thread and back around a microsecond of work.
+        expected = _keyed_hmac(credential.secret_access_key, scope_date, region).copy()
+        expected.update(string_to_sign.encode("utf-8"))
         # compare_digest on str rejects non-ASCII input; on bytes it takes anything.
         if not hmac.compare_digest(
             expected.hexdigest().encode("ascii"), signature.encode("utf-8", "surrogatepass")
@@ -462,6 +467,14 @@ def _parse_authorization(authorization: str) -> tuple[str, dict[str, str]]:
 
     Raises :class:`IncompleteSignatureException` for a parameter without ``=``.
     """
+    fast = _CANONICAL_AUTHORIZATION.fullmatch(authorization)
+    if fast is not None:
+        credential, signed_headers, signature = fast.groups()
+        return ALGORITHM, {
+            "Credential": credential,
+            "SignedHeaders": signed_headers,
+            "Signature": signature,
+        }
     algorithm, _, rest = authorization.strip().partition(" ")
     parameters: dict[str, str] = {}
     for piece in rest.split(","):
@@ -629,26 +642,28 @@ class EnvironHeaderView:
     def get(self, name: str) -> str | None:
         """``EnvironHeaders.get(name)``: Content-Type and Content-Length come from their
         CGI keys (even when empty), every other header from ``HTTP_<NAME>``."""
-        key = name.upper().replace("-", "_")
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            value = self._environ.get(key)
-        else:
-            value = self._environ.get("HTTP_" + key)
+        value = self._environ.get(_environ_key(name))
         return None if value is None else str(value)
 
     def getlist(self, name: str) -> list[str]:
         """``EnvironHeaders.getlist(name)``: at most one value per name (the server joins
         repeated headers); empty Content-Type/Length and names with ``_`` have none."""
-        lowered = name.lower()
-        if "_" in lowered or not lowered.isascii():
+        if "_" in name or not name.isascii():
             # werkzeug names every environ key with dashes, and the rename is ASCII-only.
             return []
-        key = lowered.upper().replace("-", "_")
+        key = _environ_key(name)
+        value = self._environ.get(key)
         if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            value = self._environ.get(key)
             return [str(value)] if value else []  # werkzeug skips them when empty
-        value = self._environ.get("HTTP_" + key)
         return [] if value is None else [str(value)]
+
+
+@functools.lru_cache(maxsize=256)
+def _environ_key(name: str) -> str:
+    """The WSGI environ key of header ``name``, as werkzeug maps it. A request's header
+    names come from a small set, so each is mapped once."""
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
 def _body_sha256(body: bytes) -> str:
@@ -710,8 +725,14 @@ def _canonical_query_string(query_string: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
+def _keyed_hmac(secret_access_key: str, scope_date: str, region: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with the scope's signing key, never updated: each request
+    signs with a ``copy()``, which skips setting up the key."""
+    return hmac.new(_signing_key(secret_access_key, scope_date, region), None, hashlib.sha256)
+
+
 def _signing_key(secret_access_key: str, scope_date: str, region: str) -> bytes:
-    """SigV4's derived key for (date, region, kms); four HMACs, so it is worth caching."""
+    """SigV4's derived key for (date, region, kms): four HMACs, cached by the caller."""
     key = f"AWS4{secret_access_key}".encode()
     for part in (scope_date, region, SERVICE, TERMINATOR):
         key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()

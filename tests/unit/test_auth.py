@@ -41,6 +41,7 @@ from kms_service.wire.auth import (
     Credential,
     CredentialStore,
     EnvironHeaderView,
+    _parse_authorization,
     _signed_header_values,
 )
 
@@ -917,3 +918,20 @@ def test_the_environ_view_answers_as_werkzeug_environ_headers(
             assert view.get(name) == werkzeug_headers.get(name)
     lowered = [name.lower() for name in names]
     assert _signed_header_values(view, lowered) == _signed_header_values(werkzeug_headers, lowered)
+
+
+_AUTH_VALUE = st.text(
+    alphabet=st.characters(codec="ascii", exclude_characters=", \t\r\n\x0b\x0c"), min_size=1
+)
+
+
+@given(credential=_AUTH_VALUE, signed_headers=_AUTH_VALUE, signature=_AUTH_VALUE)
+def test_the_sdk_authorization_shape_parses_as_the_general_parser_does(
+    credential: str, signed_headers: str, signature: str
+) -> None:
+    header = (
+        f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders={signed_headers}, "
+        f"Signature={signature}"
+    )
+    # Surrounding spaces keep the header off the one-match path, through the general parser.
+    assert _parse_authorization(header) == _parse_authorization(f"  {header} ")
