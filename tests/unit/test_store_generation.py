@@ -57,6 +57,16 @@ def _store_with_key(data_dir: Path) -> MetadataStore:
     return store
 
 
+def _disable_with_another_program(data_dir: Path) -> None:
+    """Write the database as a program other than mock-kms would: plain sqlite3, no counters."""
+    foreign = sqlite3.connect(data_dir / DATABASE_FILE)
+    try:
+        with foreign:
+            foreign.execute("UPDATE keys SET state = 'Disabled'")
+    finally:
+        foreign.close()
+
+
 def _state(store: MetadataStore) -> str | None:
     key = store.get_key(ACCOUNT, REGION, KEY_ID)
     return None if key is None else key.state
@@ -160,12 +170,7 @@ def test_a_foreign_program_writing_the_database_is_seen_within_the_check_interva
     monkeypatch.setattr(store_module, "_FOREIGN_WRITE_CHECK_S", 0.2)
     store = _store_with_key(data_dir)
     assert _state(store) == "Enabled"
-    foreign = sqlite3.connect(data_dir / DATABASE_FILE)
-    try:
-        with foreign:
-            foreign.execute("UPDATE keys SET state = 'Disabled'")
-    finally:
-        foreign.close()
+    _disable_with_another_program(data_dir)
     deadline = time.monotonic() + 10
     while _state(store) != "Disabled":
         assert time.monotonic() < deadline, "a foreign write was never noticed"
@@ -181,10 +186,5 @@ def test_a_reader_that_cannot_open_the_counters_still_reads_correctly(data_dir: 
     counters.mkdir()
     reader = MetadataStore(data_dir)
     assert _state(reader) == "Enabled"
-    foreign = sqlite3.connect(data_dir / DATABASE_FILE)
-    try:
-        with foreign:
-            foreign.execute("UPDATE keys SET state = 'Disabled'")
-    finally:
-        foreign.close()
+    _disable_with_another_program(data_dir)
     assert _state(reader) == "Disabled"  # nothing was cached
