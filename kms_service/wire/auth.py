@@ -653,7 +653,7 @@ class EnvironHeaderView:
             return []
         key = _environ_key(name)
         value = self._environ.get(key)
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if not key.startswith("HTTP_"):  # Content-Type, Content-Length
             return [str(value)] if value else []  # werkzeug skips them when empty
         return [] if value is None else [str(value)]
 

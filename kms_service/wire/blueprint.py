@@ -97,20 +97,11 @@ def dispatch(path: str) -> Response:
         name = operation_name(environ.get("HTTP_X_AMZ_TARGET"))
         raw = read_body(environ, app.config["MAX_CONTENT_LENGTH"])
         authenticator: Authenticator = extensions["mock_kms.authenticator"]
-        if authenticator.mode == "open":
-            # Nothing is verified: the path and query, which only signatures cover, are not
-            # worked out.
-            caller = authenticator.authenticate(req.method, "", "", req.headers, raw)
-        else:
-            # Signatures are checked against real time (the default): the movable clock (dev
-            # endpoints) moves key lifecycles, not the clients' signing clocks.
-            caller = authenticator.authenticate(
-                req.method,
-                _raw_path(req),
-                req.query_string.decode("latin-1"),
-                req.headers,
-                raw,
-            )
+        # Signatures are checked against real time (the default): the movable clock (dev
+        # endpoints) moves key lifecycles, not the clients' signing clocks.
+        caller = authenticator.authenticate(
+            req.method, _raw_path(req), req.query_string.decode("latin-1"), req.headers, raw
+        )
         operation = OPERATIONS.get(name)
         if operation is None:
             if name in KNOWN_UNIMPLEMENTED:
