@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from kms_service.observability.audit import AuditLog, build_event
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS
@@ -20,25 +20,8 @@ if TYPE_CHECKING:
 
     from kms_service.observability.metrics import RequestMetrics
 
-#: The ``app.extensions`` key of the :class:`RecordRequest` that ``dispatch`` calls.
+#: The ``app.extensions`` key of the :class:`RequestRecorder` that ``dispatch`` calls.
 RECORD_EXTENSION = "mock_kms.record"
-
-
-class RecordRequest(Protocol):
-    def __call__(
-        self,
-        req: Request,
-        name: str | None,
-        error_code: str | None,
-        seconds: float,
-        request_id: str,
-        caller: Any,
-        params: Mapping[str, Any] | None,
-        result: Mapping[str, Any] | None,
-    ) -> None:
-        """Record one answered KMS request. ``name`` is None when ``X-Amz-Target`` did not
-        name an operation; ``caller`` is None when the request failed before its caller was
-        known; ``error_code`` is None for a success."""
 
 
 class RequestRecorder:
@@ -62,6 +45,9 @@ class RequestRecorder:
         params: Mapping[str, Any] | None,
         result: Mapping[str, Any] | None,
     ) -> None:
+        """Record one answered KMS request. ``name`` is None when ``X-Amz-Target`` did not
+        name an operation; ``caller`` is None when the request failed before its caller was
+        known; ``error_code`` is None for a success."""
         if name is None:
             name = (req.headers.get("X-Amz-Target") or "").rpartition(".")[2]
         # A known name or ``Unknown``, so a client sending junk targets cannot grow the

@@ -23,7 +23,7 @@ from kms_service.errors import (
     UnknownOperationException,
     UnsupportedOperationException,
 )
-from kms_service.observability.recording import RECORD_EXTENSION, RecordRequest
+from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
 from kms_service.wire.auth import Authenticator, Caller
 from kms_service.wire.protocol import (
@@ -128,7 +128,7 @@ def dispatch(path: str) -> Response:
         response = error_response(error, request_id)
     # Metrics and audit (kms_service.operability), recorded here rather than from generic
     # request hooks: the operation, caller and outcome are already at hand.
-    record: RecordRequest | None = extensions.get(RECORD_EXTENSION)
+    record: RequestRecorder | None = extensions.get(RECORD_EXTENSION)
     if record is not None:
         record(
             req,
