@@ -113,15 +113,7 @@ class SoftwareBackend:
         return connection
 
     def create_material(self, material_id: str) -> None:
-        nonce = os.urandom(NONCE_SIZE)
-        wrapped = self._root.encrypt(nonce, os.urandom(32), material_id.encode())
-        try:
-            self._connect().execute(
-                "INSERT OR IGNORE INTO material (material_id, nonce, wrapped) VALUES (?, ?, ?)",
-                (material_id, nonce, wrapped),
-            )
-        except sqlite3.Error as exc:
-            raise BackendUnavailableError(f"software keystore: {exc}") from None
+        self._store_wrapped(material_id, os.urandom(32))
 
     def import_material(self, material_id: str, material: bytes) -> None:
         """Keep caller-supplied AES-256 ``material`` (seed files) under ``material_id``,
@@ -140,6 +132,11 @@ class SoftwareBackend:
             if not hmac.compare_digest(existing, material):
                 raise ValueError(f"key material {material_id} already holds other material")
             return
+        self._store_wrapped(material_id, material)
+
+    def _store_wrapped(self, material_id: str, material: bytes) -> None:
+        """Keep ``material`` wrapped under the root key (bound to its id); an id that is
+        already there keeps what it has. Raises :class:`BackendUnavailableError`."""
         nonce = os.urandom(NONCE_SIZE)
         wrapped = self._root.encrypt(nonce, material, material_id.encode())
         try:
