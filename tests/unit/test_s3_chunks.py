@@ -42,7 +42,10 @@ def read(sealed: bytes, size: int, start: int, end: int, key: bytes = KEY) -> by
     "size", [1, 100, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 17]
 )
 def test_round_trip_and_size(size: int) -> None:
-    data = os.urandom(size)
+    # A fixed plaintext under the fixed key and salt: the containment check below is then
+    # decided once, not re-drawn (a random 1-byte plaintext sits in its own 17-byte sealed
+    # form by chance about 6% of the time).
+    data = bytes((7 * index + 1) % 256 for index in range(size))
     sealed = seal(data)
     assert len(sealed) == ciphertext_size(size)
     assert read(sealed, size, 0, size - 1) == data
