@@ -5,7 +5,7 @@ JSON body, ``os.urandom`` (data key and nonce) plus one AES-GCM operation under 
 and answer the same JSON shape as mock-kms (blob framing of the same length, key ARN,
 key-material id). No key lookup, no validation, no authentication, no error shapes.
 
-It runs under :class:`kms_service.server.MockKmsServer` itself, so whatever worker model,
+It runs under :class:`kms_service.serving.server.MockKmsServer` itself, so whatever worker model,
 worker count and thread count mock-kms uses, the ceiling uses too.
 
 Run: ``python -m bench.ceiling --bind 127.0.0.1:PORT [--workers N] [--threads N]``.
@@ -24,7 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, Response, request
 
-from kms_service.server import MockKmsServer
+from kms_service.serving.server import MockKmsServer
 from kms_service.settings import Settings
 
 CONTENT_TYPE = "application/x-amz-json-1.1"

@@ -1,6 +1,6 @@
 """gunicorn configuration for mock-kms: ``gunicorn -c deploy/gunicorn.conf.py``.
 
-Serves ``kms_service.wsgi:application`` with the settings of the ``MOCK_KMS_*`` environment
+Serves ``kms_service.serving.wsgi:application`` with the settings of the ``MOCK_KMS_*`` environment
 (the same variables as ``mock-kms serve``; see the README). The master checks everything and
 reconciles the seed file before forking (``on_starting``); each worker builds the app, and so
 opens its own database connections and PKCS#11 session, right after fork (``post_fork``),
@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
 from kms_service.settings import Settings
 
 try:
@@ -34,7 +34,7 @@ def _default_workers() -> int:
     return max(2, min(2 * multiprocessing.cpu_count() + 1, 16))
 
 
-wsgi_app = "kms_service.wsgi:application"
+wsgi_app = "kms_service.serving.wsgi:application"
 bind = [_settings.bind]
 workers = (
     int(os.environ["MOCK_KMS_WORKERS"])
@@ -55,7 +55,7 @@ proc_name = "mock-kms"
 control_socket_disable = True
 
 if _settings.tls_enabled:
-    from kms_service.tls import certificate_files
+    from kms_service.serving.tls import certificate_files
 
     _files = certificate_files(_settings)
     if _files is not None:
@@ -65,7 +65,7 @@ if _settings.tls_enabled:
 def on_starting(server: Any) -> None:
     """In the master, before the listening socket and the workers: the data directory, the
     root key, the database, TLS, metrics, fault rules and the seed file."""
-    from kms_service.cli import preflight
+    from kms_service.serving.cli import preflight
 
     try:
         preflight(_settings)
@@ -77,7 +77,7 @@ def on_starting(server: Any) -> None:
 def post_fork(server: Any, worker: Any) -> None:
     """In each new worker: build the app now, so its store and backends (a PKCS#11 session)
     belong to this process, and a broken configuration fails the boot, not a request."""
-    from kms_service.wsgi import application
+    from kms_service.serving.wsgi import application
 
     application.load()
 

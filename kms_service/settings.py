@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
 
 BACKENDS = ("software", "pkcs11")
 AUTH_MODES = ("open", "sigv4")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from flask import Flask
 
-from backends.software import RootKeyError, load_root_key
 from clients.kms import KmsLocalError
 from clients.kms.config import resolve_credentials
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
 from kms_service.settings import Settings
+from local_secrets.root_key import RootKeyError, load_root_key
 from s3_service.blobs import BlobStore
 from s3_service.encryption import KeyService
 from s3_service.kms_loopback import LoopbackKms

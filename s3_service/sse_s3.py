@@ -2,7 +2,7 @@
 
 The S3 master key is 32 random bytes created on first start and stored only wrapped under
 the service's root key (``MOCK_KMS_ROOT_KEY`` or ``<data-dir>/root.key``, see
-:func:`backends.software.load_root_key`), in ``<data-dir>/s3/master-key.bin``::
+:func:`local_secrets.root_key.load_root_key`), in ``<data-dir>/s3/master-key.bin``::
 
     "MKS3" || version 1 || nonce (12) || AES-256-GCM(root key, master key, aad)
 
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from backends.secret_files import create_secret_file
+from local_secrets.secret_files import create_secret_file
 
 MASTER_KEY_FILE = "master-key.bin"
 _MAGIC = b"MKS3\x01"

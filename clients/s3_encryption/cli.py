@@ -83,7 +83,7 @@ def register(subparsers: Any) -> None:
         description="Encrypt before upload / decrypt after download, in the AWS S3 "
         "Encryption Client format (V3 by default).",
     )
-    # The top-level CLI dispatches on ``args.handler`` (kms_service.cli convention).
+    # The top-level CLI dispatches on ``args.handler`` (kms_service.serving.cli convention).
     parser.set_defaults(handler=run)
     commands = parser.add_subparsers(dest="s3_command", metavar="{put,get}", required=True)
     put = commands.add_parser("put", help="encrypt FILE and upload it as BUCKET/KEY")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kms_service.admin.durations import parse_duration
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 PREFIX = "/_mock-kms"
@@ -90,7 +90,7 @@ def reset_command(args: argparse.Namespace) -> int:
 def faults_command(args: argparse.Namespace) -> int:
     endpoint, verify = _endpoint(args), not args.no_verify_ssl
     if args.faults_action == "set":
-        from kms_service.faults import FaultConfigError, load_rules_file, rules_to_json
+        from kms_service.admin.faults import FaultConfigError, load_rules_file, rules_to_json
 
         try:
             rules = load_rules_file(Path(args.file))

@@ -7,7 +7,7 @@
 ``POST /_mock-kms/clock/reset``          the run-time offset back to 0
 ``POST /_mock-kms/reset``                wipe keys, aliases, material, clock and faults; then
                                          re-apply the seed file, if the server has one
-``GET|PUT|DELETE /_mock-kms/faults``     the fault-injection rules (:mod:`kms_service.faults`)
+``GET|PUT|DELETE /_mock-kms/faults``     the fault-injection rules (:mod:`kms_service.admin.faults`)
 =======================================  ====================================================
 
 Every change is stored in the database and answered only once every worker sees it.
@@ -22,15 +22,15 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from kms_service.admin.durations import parse_duration
+from kms_service.admin.faults import FaultConfigError, FaultInjector, parse_rules
 from kms_service.admin.lifecycle import (
     clock_state,
     move_clock,
     sweep_due_lifecycle,
     wipe_state,
 )
-from kms_service.faults import FaultConfigError, FaultInjector, parse_rules
+from kms_service.admin.shared_settings import SharedSettings
 from kms_service.operations import Services
-from kms_service.shared_settings import SharedSettings
 
 ADMIN_PREFIX = "/_mock-kms"
 admin_blueprint = Blueprint("mock_kms_admin", __name__, url_prefix=ADMIN_PREFIX)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kms_service.errors import (
+from kms_service.domain.errors import (
     AlreadyExistsException,
     InvalidAliasNameException,
     KMSInvalidStateException,
@@ -14,6 +14,7 @@ from kms_service.errors import (
     NotFoundException,
     ValidationException,
 )
+from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.keys import purge_due_deletions
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
@@ -43,7 +44,7 @@ def check_alias_name(name: str) -> None:
 def _target(services: Services, scope: RequestScope, target: str) -> KeyRecord:
     key = resolve_key(services, scope, target)
     require_customer_managed(key)
-    if key.state == "PendingDeletion":
+    if key.state == KeyState.PENDING_DELETION:
         raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
     return key
 
@@ -55,7 +56,7 @@ def create_alias(services: Services, scope: RequestScope, request: Request) -> N
     now = services.clock.now()
     with services.store.write():
         key = reload_key(services, key)
-        if key.state == "PendingDeletion":
+        if key.state == KeyState.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
         if services.store.count_aliases(key) >= MAX_ALIASES_PER_KEY:
             raise LimitExceededException(
@@ -79,7 +80,7 @@ def update_alias(services: Services, scope: RequestScope, request: Request) -> N
         if alias is None:
             raise NotFoundException(f"Alias {scope.alias_arn(name)} is not found.")
         key = reload_key(services, key)
-        if key.state == "PendingDeletion":
+        if key.state == KeyState.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
         # Retargeting an alias to the key it already names adds no alias to that key.
         if (

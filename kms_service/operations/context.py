@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backends.base import BackendUnavailableError, KeyBackend
-from kms_service.clock import Clock
-from kms_service.errors import KeyUnavailableException
+from kms_service.domain.clock import Clock
+from kms_service.domain.errors import KeyUnavailableException
 from kms_service.settings import Settings
 from kms_service.store import MetadataStore
 

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 
+from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.material import new_material
 from kms_service.store import AliasRecord, KeyRecord
@@ -67,7 +68,7 @@ def create_key_record(
         key_spec="SYMMETRIC_DEFAULT",
         origin="AWS_KMS",
         key_manager=key_manager,
-        state="Enabled",
+        state=KeyState.ENABLED,
         creation_date=now,
         deletion_date=None,
         multi_region=multi_region,

@@ -17,14 +17,14 @@ from backends.base import (
     DecryptionFailedError,
     MaterialNotFoundError,
 )
-from kms_service.ciphertext import (
+from kms_service.domain.ciphertext import (
     MalformedCiphertextError,
     associated_data,
     decode_blob,
     encode_blob,
     encode_header,
 )
-from kms_service.errors import (
+from kms_service.domain.errors import (
     DryRunOperationException,
     IncorrectKeyException,
     InvalidCiphertextException,
@@ -34,6 +34,7 @@ from kms_service.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.resolve import KEY_ID_PATTERN, require_state, resolve_key
 from kms_service.store import KeyRecord
@@ -57,7 +58,7 @@ def usable_key(
 
 def require_usable(key: KeyRecord, operation: str, algorithm: str | None) -> None:
     """Key state, then key usage, then algorithm; raises the matching AWS error."""
-    require_state(key, allow=("Enabled",))
+    require_state(key, allow=(KeyState.ENABLED,))
     if key.key_usage != "ENCRYPT_DECRYPT":
         raise InvalidKeyUsageException(
             f"{key.arn} key usage is {key.key_usage} which is not valid for {operation}."

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kms_service.errors import (
+from kms_service.domain.errors import (
     KMSInvalidStateException,
     UnsupportedOperationException,
     ValidationException,
 )
+from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY, create_key_record
 from kms_service.operations.metadata import key_metadata
@@ -104,8 +105,8 @@ def update_key_description(services: Services, scope: RequestScope, request: Req
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        if key.state == "PendingDeletion":
-            require_state(key, allow=("Enabled", "Disabled"))
+        if key.state == KeyState.PENDING_DELETION:
+            require_state(key, allow=(KeyState.ENABLED, KeyState.DISABLED))
         services.store.update_key(key, description=request["Description"])
 
 
@@ -124,8 +125,8 @@ def _set_enabled(
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        require_state(key, allow=("Enabled", "Disabled"))
-        services.store.update_key(key, state="Enabled" if enabled else "Disabled")
+        require_state(key, allow=(KeyState.ENABLED, KeyState.DISABLED))
+        services.store.update_key(key, state=KeyState.ENABLED if enabled else KeyState.DISABLED)
 
 
 def schedule_key_deletion(services: Services, scope: RequestScope, request: Request) -> Response:
@@ -140,14 +141,14 @@ def schedule_key_deletion(services: Services, scope: RequestScope, request: Requ
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        if key.state == "PendingDeletion":
+        if key.state == KeyState.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
         deletion_date = services.clock.now() + window * SECONDS_PER_DAY
-        services.store.update_key(key, state="PendingDeletion", deletion_date=deletion_date)
+        services.store.update_key(key, state=KeyState.PENDING_DELETION, deletion_date=deletion_date)
     return {
         "KeyId": key.arn,
         "DeletionDate": deletion_date,
-        "KeyState": "PendingDeletion",
+        "KeyState": KeyState.PENDING_DELETION,
         "PendingWindowInDays": window,
     }
 
@@ -157,7 +158,7 @@ def cancel_key_deletion(services: Services, scope: RequestScope, request: Reques
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)
-        if key.state != "PendingDeletion":
+        if key.state != KeyState.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is not pending deletion.")
-        services.store.update_key(key, state="Disabled", deletion_date=None)
+        services.store.update_key(key, state=KeyState.DISABLED, deletion_date=None)
     return {"KeyId": key.arn}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from backends.base import BackendError
-from kms_service.errors import KeyUnavailableException
+from kms_service.domain.errors import KeyUnavailableException
 from kms_service.operations.context import Services
 
 

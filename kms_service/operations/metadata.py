@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kms_service.domain.key_states import KeyState
 from kms_service.store import KeyRecord
 
 #: Keys on a non-default key store say so the way AWS keys in a custom key store do.
@@ -17,7 +18,7 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         "KeyId": key.key_id,
         "Arn": key.arn,
         "CreationDate": key.creation_date,
-        "Enabled": key.state == "Enabled",
+        "Enabled": key.state == KeyState.ENABLED,
         "Description": key.description,
         "KeyUsage": key.key_usage,
         "KeyState": key.state,
@@ -28,7 +29,7 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": key.multi_region,
     }
-    if key.state == "PendingDeletion" and key.deletion_date is not None:
+    if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
         metadata["DeletionDate"] = key.deletion_date
     if key.current_material_id:
         metadata["CurrentKeyMaterialId"] = key.current_material_id

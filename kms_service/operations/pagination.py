@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from kms_service.errors import InvalidMarkerException
+from kms_service.domain.errors import InvalidMarkerException
 
 T = TypeVar("T")
 _PREFIX = "mk1:"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kms_service.errors import (
+from kms_service.domain.errors import (
     LimitExceededException,
     MalformedPolicyDocumentException,
     NotFoundException,

@@ -12,13 +12,14 @@ import re
 from dataclasses import dataclass
 
 from backends.base import BackendError
-from kms_service.errors import (
+from kms_service.domain.errors import (
     AccessDeniedException,
     DisabledException,
     KMSInvalidStateException,
     NotFoundException,
     UnsupportedOperationException,
 )
+from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import create_key_record
 from kms_service.operations.material import destroy_pending_material, new_material
@@ -123,14 +124,14 @@ def resolve_key(
 def apply_due_lifecycle(services: Services, key: KeyRecord) -> KeyRecord | None:
     """Complete a due deletion (returns None) or a due automatic rotation (returns the key)."""
     now = services.clock.now()
-    if key.state == "PendingDeletion" and key.deletion_date is not None:
+    if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
         if key.deletion_date <= now:
             delete_key_now(services, key)
             return None
         return key
     if (
         key.rotation_enabled
-        and key.state == "Enabled"
+        and key.state == KeyState.ENABLED
         and key.next_rotation_date is not None
         and key.next_rotation_date <= now
     ):
@@ -146,7 +147,7 @@ def delete_key_now(services: Services, key: KeyRecord) -> None:
     """
     with services.store.write():
         current = services.store.get_key(key.account_id, key.region, key.key_id)
-        if current is None or current.state != "PendingDeletion":
+        if current is None or current.state != KeyState.PENDING_DELETION:
             return
         services.store.delete_key(current)
     destroy_pending_material(services)
@@ -160,7 +161,7 @@ def rotate_automatically(services: Services, key: KeyRecord, now: float) -> KeyR
         due = (
             current is not None
             and current.rotation_enabled
-            and current.state == "Enabled"
+            and current.state == KeyState.ENABLED
             and current.next_rotation_date is not None
             and current.next_rotation_date <= now
         )
@@ -203,15 +204,16 @@ def require_state(key: KeyRecord, *, allow: tuple[str, ...]) -> None:
     """
     if key.state in allow:
         return
-    if key.state == "Disabled":
+    if key.state == KeyState.DISABLED:
         raise DisabledException(f"{key.arn} is disabled.")
     wording = {
-        "PendingDeletion": "is pending deletion.",
-        "PendingImport": "is pending import.",
-        "Unavailable": "is unavailable.",
-        "Creating": "is creating.",
-        "Updating": "is updating.",
-        "Enabled": "is enabled.",
+        KeyState.PENDING_DELETION: "is pending deletion.",
+        KeyState.PENDING_REPLICA_DELETION: "is pending replica deletion.",
+        KeyState.PENDING_IMPORT: "is pending import.",
+        KeyState.UNAVAILABLE: "is unavailable.",
+        KeyState.CREATING: "is creating.",
+        KeyState.UPDATING: "is updating.",
+        KeyState.ENABLED: "is enabled.",
     }.get(key.state, "is not in a valid state for this operation.")
     raise KMSInvalidStateException(f"{key.arn} {wording}")
 

@@ -6,12 +6,13 @@ import contextlib
 from typing import Any
 
 from backends.base import BackendError
-from kms_service.errors import (
+from kms_service.domain.errors import (
     InvalidMarkerException,
     KmsError,
     KMSInvalidStateException,
     LimitExceededException,
 )
+from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY
 from kms_service.operations.material import new_material
@@ -36,7 +37,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        require_state(key, allow=("Enabled",))
+        require_state(key, allow=(KeyState.ENABLED,))
         now = services.clock.now()
         if key.rotation_enabled and key.next_rotation_date is not None:
             anchor = key.next_rotation_date - (key.rotation_period_days or period) * SECONDS_PER_DAY
@@ -55,7 +56,7 @@ def disable_key_rotation(services: Services, scope: RequestScope, request: Reque
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        require_state(key, allow=("Enabled",))
+        require_state(key, allow=(KeyState.ENABLED,))
         services.store.update_key(
             key, rotation_enabled=False, rotation_period_days=None, next_rotation_date=None
         )
@@ -64,7 +65,7 @@ def disable_key_rotation(services: Services, scope: RequestScope, request: Reque
 def get_key_rotation_status(services: Services, scope: RequestScope, request: Request) -> Response:
     """Works in every state; a key pending deletion reports rotation off, as on AWS."""
     key = resolve_key(services, scope, request["KeyId"])
-    enabled = key.rotation_enabled and key.state != "PendingDeletion"
+    enabled = key.rotation_enabled and key.state != KeyState.PENDING_DELETION
     response: Response = {"KeyId": key.arn, "KeyRotationEnabled": enabled}
     if enabled:
         response["RotationPeriodInDays"] = key.rotation_period_days
@@ -76,7 +77,7 @@ def rotate_key_on_demand(services: Services, scope: RequestScope, request: Reque
     """New current material now; the automatic schedule is left as it was."""
     key = resolve_key(services, scope, request["KeyId"])
     require_customer_managed(key)
-    require_state(key, allow=("Enabled",))
+    require_state(key, allow=(KeyState.ENABLED,))
     limit = services.settings.on_demand_rotation_limit
     # Checked before material is created too, so a refused rotation leaves none behind.
     _check_rotation_limit(key, limit)
@@ -84,7 +85,7 @@ def rotate_key_on_demand(services: Services, scope: RequestScope, request: Reque
     try:
         with services.store.write():
             key = reload_key(services, key)
-            require_state(key, allow=("Enabled",))
+            require_state(key, allow=(KeyState.ENABLED,))
             _check_rotation_limit(key, limit)
             services.store.add_material(key, material_id, services.clock.now(), "ON_DEMAND")
             services.store.update_key(key, on_demand_rotations=key.on_demand_rotations + 1)
@@ -107,7 +108,7 @@ def _check_rotation_limit(key: KeyRecord, limit: int) -> None:
 
 def list_key_rotations(services: Services, scope: RequestScope, request: Request) -> Response:
     key = resolve_key(services, scope, request["KeyId"])
-    if key.state == "PendingImport":
+    if key.state == KeyState.PENDING_IMPORT:
         raise KMSInvalidStateException(f"{key.arn} is pending import.")
     include_all = request.get("IncludeKeyMaterial") == "ALL_KEY_MATERIAL"
     limit = page_limit(request, default=100, maximum=1000)

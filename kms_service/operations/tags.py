@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kms_service.errors import TagException
+from kms_service.domain.errors import TagException
+from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
 from kms_service.operations.resolve import (
@@ -19,6 +20,14 @@ MAX_TAGS_PER_KEY = 50
 
 Request = dict[str, Any]
 Response = dict[str, Any]
+
+# TagResource and UntagResource work in every state but PendingDeletion (and the transient ones).
+_TAGGABLE_STATES = (
+    KeyState.ENABLED,
+    KeyState.DISABLED,
+    KeyState.PENDING_IMPORT,
+    KeyState.UNAVAILABLE,
+)
 
 
 def check_new_tags(
@@ -45,7 +54,15 @@ def tag_resource(services: Services, scope: RequestScope, request: Request) -> N
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        require_state(key, allow=("Enabled", "Disabled", "PendingImport", "Unavailable"))
+        require_state(
+            key,
+            allow=(
+                KeyState.ENABLED,
+                KeyState.DISABLED,
+                KeyState.PENDING_IMPORT,
+                KeyState.UNAVAILABLE,
+            ),
+        )
         existing = [tag_key for tag_key, _ in services.store.tags(key)]
         services.store.put_tags(key, check_new_tags(request["Tags"], existing=existing))
 
@@ -56,7 +73,15 @@ def untag_resource(services: Services, scope: RequestScope, request: Request) ->
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        require_state(key, allow=("Enabled", "Disabled", "PendingImport", "Unavailable"))
+        require_state(
+            key,
+            allow=(
+                KeyState.ENABLED,
+                KeyState.DISABLED,
+                KeyState.PENDING_IMPORT,
+                KeyState.UNAVAILABLE,
+            ),
+        )
         services.store.delete_tags(key, request["TagKeys"])
 
 

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backends.base import BackendError, KeyBackend
-from kms_service.errors import KmsError
+from kms_service.domain.errors import KmsError
+from kms_service.domain.key_states import KeyState
 from kms_service.operations import RequestScope, Services
 from kms_service.operations.aliases import check_alias_name
 from kms_service.operations.creation import default_policy
@@ -161,11 +162,11 @@ def _create_key(
     materials = _import_materials(services, seed, backend_name, None)
     if not materials and seed.origin == "AWS_KMS":
         materials = [(new_material(services, backend_name), created, None)]
-    state = seed.state or ("PendingImport" if not materials else "Enabled")
-    if state != "PendingImport" and not materials:
+    state = seed.state or (KeyState.PENDING_IMPORT if not materials else KeyState.ENABLED)
+    if state != KeyState.PENDING_IMPORT and not materials:
         raise seed.position.error(f"an EXTERNAL key without material cannot be {state}", "state")
     deletion_date = None
-    if state == "PendingDeletion":
+    if state == KeyState.PENDING_DELETION:
         deletion_date = seed.deletion_date or now + DEFAULT_DELETION_WINDOW_DAYS * SECONDS_PER_DAY
     rotation_enabled, period, next_date = False, None, None
     if seed.rotation is not None and seed.rotation.enabled:
@@ -218,8 +219,8 @@ def _update_key(services: Services, key: KeyRecord, seed: SeedKey, report: SeedR
     changes: dict[str, object] = {}
     if seed.description is not None and seed.description != key.description:
         changes["description"] = seed.description
-    if materials and key.state == "PendingImport":
-        changes["state"] = "Enabled"
+    if materials and key.state == KeyState.PENDING_IMPORT:
+        changes["state"] = KeyState.ENABLED
     changes.update(_state_changes(key, seed, now))
     changes.update(_rotation_changes(key, seed, now))
     if seed.policy is not None and not _same_policy(key.policy, seed):
@@ -242,12 +243,15 @@ def _update_key(services: Services, key: KeyRecord, seed: SeedKey, report: SeedR
 
 
 def _state_changes(key: KeyRecord, seed: SeedKey, now: float) -> dict[str, object]:
-    if seed.state is None or key.state == "PendingImport":
+    if seed.state is None or key.state == KeyState.PENDING_IMPORT:
         return {}
-    if seed.state == "PendingDeletion":
-        if key.state != "PendingDeletion":
+    if seed.state == KeyState.PENDING_DELETION:
+        if key.state != KeyState.PENDING_DELETION:
             window = DEFAULT_DELETION_WINDOW_DAYS * SECONDS_PER_DAY
-            return {"state": "PendingDeletion", "deletion_date": seed.deletion_date or now + window}
+            return {
+                "state": KeyState.PENDING_DELETION,
+                "deletion_date": seed.deletion_date or now + window,
+            }
         if seed.deletion_date is not None and seed.deletion_date != key.deletion_date:
             return {"deletion_date": seed.deletion_date}
         return {}

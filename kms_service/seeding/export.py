@@ -17,7 +17,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
+from kms_service.domain.key_states import KeyState
 from kms_service.settings import Settings
 from kms_service.store import KeyRecord, MetadataStore, StoreError
 
@@ -68,9 +69,9 @@ def _export_key(
         "origin": key.origin,
         "backend": key.backend,
     }
-    if key.state in ("Enabled", "Disabled", "PendingDeletion"):
+    if key.state in (KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_DELETION):
         entry["state"] = key.state
-    if key.state == "PendingDeletion" and key.deletion_date is not None:
+    if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
         entry["deletion_date"] = iso(key.deletion_date)
     rotation: dict[str, Any] = {"enabled": key.rotation_enabled}
     if key.rotation_enabled:
@@ -124,7 +125,8 @@ def export_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"no mock-kms database in {settings.data_dir}")
     material_source = None
     if args.include_material:
-        from backends.software import RootKeyError, SoftwareBackend, load_root_key
+        from backends.software import SoftwareBackend
+        from local_secrets.root_key import RootKeyError, load_root_key
 
         try:
             root_key = load_root_key(settings.data_dir, settings.root_key, create=False)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kms_service.domain.key_states import KeyState
 from kms_service.seeding.document import SeedError
 
 #: States a seed may declare (PendingImport follows from Origin EXTERNAL without material).
-SEEDABLE_STATES = ("Enabled", "Disabled", "PendingDeletion")
+SEEDABLE_STATES = (KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_DELETION)
 MATERIAL_BYTES = 32
 
 
@@ -52,7 +53,7 @@ class SeedKey:
     account_id: str | None = None
     region: str | None = None
     description: str | None = None
-    state: str | None = None
+    state: KeyState | None = None
     deletion_date: float | None = None
     creation_date: float | None = None
     origin: str = "AWS_KMS"

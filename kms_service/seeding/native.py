@@ -32,6 +32,7 @@ import binascii
 import json
 import re
 
+from kms_service.domain.key_states import KeyState
 from kms_service.seeding.document import Node
 from kms_service.seeding.model import (
     MATERIAL_BYTES,
@@ -151,11 +152,12 @@ def _parse_key(node: Node) -> SeedKey:
     state_node = node.field("state")
     state = None
     if state_node is not None:
-        state = state_node.string()
-        if state not in SEEDABLE_STATES:
-            raise state_node.error(f"must be one of {', '.join(SEEDABLE_STATES)}, got {state!r}")
+        text = state_node.string()
+        if text not in SEEDABLE_STATES:
+            raise state_node.error(f"must be one of {', '.join(SEEDABLE_STATES)}, got {text!r}")
+        state = KeyState(text)
     deletion = node.field("deletion_date")
-    if deletion is not None and state != "PendingDeletion":
+    if deletion is not None and state != KeyState.PENDING_DELETION:
         raise deletion.error("only with state: PendingDeletion")
     origin_node = node.field("origin")
     origin = "AWS_KMS"

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
 from kms_service.seeding import SeedError, load_seed_file
 from kms_service.seeding.apply import SeedReport, apply_seed
 from kms_service.settings import Settings
@@ -31,8 +31,8 @@ def reconcile_seed_at_start(settings: Settings) -> SeedReport:
         raise ConfigurationError(f"seed file {exc}") from None
 
     def apply() -> dict[str, Any]:
-        from kms_service.app import build_services
-        from kms_service.shared_settings import attach_shared_settings
+        from kms_service.admin.shared_settings import attach_shared_settings
+        from kms_service.bootstrap import build_services
 
         services = build_services(settings)
         try:

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from kms_service.domain.key_states import KeyState
 from kms_service.store.generation import WriteGeneration
 
 DATABASE_FILE = "mock-kms.sqlite3"
@@ -49,7 +50,7 @@ class KeyRecord:
     key_spec: str
     origin: str
     key_manager: str
-    state: str
+    state: KeyState
     creation_date: float
     deletion_date: float | None
     multi_region: bool
@@ -104,6 +105,7 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
     values = dict(zip(_KEY_COLUMNS, row, strict=False))
     values["multi_region"] = bool(values["multi_region"])
     values["rotation_enabled"] = bool(values["rotation_enabled"])
+    values["state"] = KeyState(values["state"])
     return KeyRecord(**values, current_material_id=row[len(_KEY_COLUMNS)])
 
 
@@ -329,8 +331,8 @@ class MetadataStore:
     def keys_due_for_deletion(self, account_id: str, region: str, now: float) -> list[str]:
         rows = self._execute(
             "SELECT key_id FROM keys WHERE account_id = ? AND region = ?"
-            " AND state = 'PendingDeletion' AND deletion_date <= ?",
-            (account_id, region, now),
+            " AND state = ? AND deletion_date <= ?",
+            (account_id, region, KeyState.PENDING_DELETION, now),
         ).fetchall()
         return [row[0] for row in rows]
 

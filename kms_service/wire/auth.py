@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from werkzeug.datastructures import EnvironHeaders, Headers
 
-from kms_service.errors import (
+from kms_service.domain.errors import (
     ConfigurationError,
     IncompleteSignatureException,
     InvalidSignatureException,

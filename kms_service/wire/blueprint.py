@@ -16,7 +16,7 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from kms_service.errors import (
+from kms_service.domain.errors import (
     DependencyTimeoutException,
     KmsError,
     KMSInternalException,
@@ -126,7 +126,7 @@ def dispatch(path: str) -> Response:
         response = _response(200, encode_result(result), request_id)
     else:
         response = error_response(error, request_id)
-    # Metrics and audit (kms_service.operability), recorded here rather than from generic
+    # Metrics and audit (kms_service.serving.operability), recorded here rather than from generic
     # request hooks: the operation, caller and outcome are already at hand.
     record: RequestRecorder | None = extensions.get(RECORD_EXTENSION)
     if record is not None:

@@ -8,7 +8,7 @@ import random
 import re
 from typing import Any
 
-from kms_service.errors import (
+from kms_service.domain.errors import (
     KmsError,
     RequestEntityTooLargeException,
     SerializationException,

@@ -19,7 +19,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from marshmallow.fields import Field
 
-from kms_service.errors import SerializationException, ValidationException
+from kms_service.domain.errors import SerializationException, ValidationException
 from kms_service.wire.fields import (
     CONSTRAINT,
     NULL,

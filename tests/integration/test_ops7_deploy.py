@@ -120,7 +120,7 @@ def test_worker_count_follows_the_cpu_count(monkeypatch: pytest.MonkeyPatch) -> 
     config = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
     expected = max(2, min(2 * multiprocessing.cpu_count() + 1, 16))
     assert config["workers"] == expected
-    assert config["wsgi_app"] == "kms_service.wsgi:application"
+    assert config["wsgi_app"] == "kms_service.serving.wsgi:application"
     assert config["preload_app"] is False
     assert callable(config["post_fork"]) and callable(config["child_exit"])
     monkeypatch.setenv("MOCK_KMS_WORKERS", "3")
@@ -213,7 +213,7 @@ def test_systemd_unit_essentials() -> None:
 def test_wsgi_application_is_lazy() -> None:
     # Importing the entry point must not build anything (gunicorn imports it in each worker).
     code = (
-        "import kms_service.wsgi as w, sys; "
+        "import kms_service.serving.wsgi as w, sys; "
         "assert w.application._app is None; "
         "assert 'kms_service.app' not in sys.modules; print('ok')"
     )

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from backends.software import load_root_key
 from clients.sse import CustomerKey, sse_kms
+from local_secrets.root_key import load_root_key
 from s3_service.chunks import decrypt_range
 from s3_service.sse_s3 import SseS3Keys, load_master_key
 from tests.support.s3 import kms_client, occurrences, s3_client

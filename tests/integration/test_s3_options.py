@@ -143,7 +143,15 @@ def error_code_of(call: object) -> tuple[int, str, str]:
 )
 def test_bad_options_fail_fast(tmp_path: Path, args: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "kms_service.cli", "serve", "--data-dir", str(tmp_path), *args],
+        [
+            sys.executable,
+            "-m",
+            "kms_service.serving.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=60,

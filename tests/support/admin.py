@@ -51,9 +51,9 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 def mock_kms(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the ``mock-kms`` command line (as ``python -m kms_service.cli``)."""
+    """Run the ``mock-kms`` command line (as ``python -m kms_service.serving.cli``)."""
     return subprocess.run(
-        [sys.executable, "-m", "kms_service.cli", *args],
+        [sys.executable, "-m", "kms_service.serving.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -92,7 +92,7 @@ def start_server(
     args = [
         sys.executable,
         "-m",
-        "kms_service.cli",
+        "kms_service.serving.cli",
         "serve",
         "--bind",
         f"127.0.0.1:{port}",

@@ -168,7 +168,7 @@ def error_code(exc: Exception) -> str:
 
 def serve_command(*args: str) -> list[str]:
     """``mock-kms serve`` as run by the tests (the module, so the venv is not assumed)."""
-    return [sys.executable, "-m", "kms_service.cli", "serve", *args]
+    return [sys.executable, "-m", "kms_service.serving.cli", "serve", *args]
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import EnvironHeaders, Headers
 
-from kms_service.errors import (
+from kms_service.domain.errors import (
     ConfigurationError,
     IncompleteSignatureException,
     InvalidSignatureException,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backends.base import BACKEND_CODES, NONCE_SIZE, TAG_SIZE
-from kms_service.ciphertext import (
+from kms_service.domain.ciphertext import (
     FORMAT_VERSION,
     MATERIAL_ID_BYTES,
     MalformedCiphertextError,

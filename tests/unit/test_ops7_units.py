@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from kms_service.admin.durations import parse_duration
-from kms_service.clock import Clock
-from kms_service.errors import KMSInternalException, ThrottlingException
-from kms_service.faults import FaultConfigError, FaultInjector, parse_rules
+from kms_service.admin.faults import FaultConfigError, FaultInjector, parse_rules
+from kms_service.admin.shared_settings import CLOCK_OFFSET, SharedSettings
+from kms_service.domain.clock import Clock
+from kms_service.domain.errors import KMSInternalException, ThrottlingException
 from kms_service.observability.audit import AuditLog, build_event
 from kms_service.operations import RequestScope
-from kms_service.shared_settings import CLOCK_OFFSET, SharedSettings
 from kms_service.store import MetadataStore
 from kms_service.store.sqlite import DATABASE_FILE, SCHEMA_VERSION
 

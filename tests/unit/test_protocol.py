@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kms_service.errors import RequestEntityTooLargeException
+from kms_service.domain.errors import RequestEntityTooLargeException
 from kms_service.wire.protocol import new_request_id, read_body
 
 LIMIT = 64

@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
+from kms_service.serving.tls import ensure_certificate
 from kms_service.settings import Settings
-from kms_service.tls import ensure_certificate
 from s3_service import sse_kms
 from s3_service.content import parse_range
 from s3_service.errors import S3Error

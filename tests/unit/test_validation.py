@@ -12,7 +12,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from kms_service.errors import SerializationException, ValidationException
+from kms_service.domain.errors import SerializationException, ValidationException
 from kms_service.wire.fields import (
     AwsBlob,
     AwsBoolean,

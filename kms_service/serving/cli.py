@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
 from kms_service.settings import Settings
 
 EXIT_CONFIGURATION = 2
@@ -96,9 +96,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def preflight(settings: Settings) -> None:
     """Everything that can be checked before forking: the data directory, the root key, the
     database, the credentials file. Raises :class:`ConfigurationError`."""
-    from backends.software import RootKeyError, load_root_key
-    from kms_service.app import build_authenticator
+    from kms_service.bootstrap import build_authenticator
     from kms_service.store import MetadataStore, StoreError
+    from local_secrets.root_key import RootKeyError, load_root_key
 
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,12 +119,12 @@ def preflight(settings: Settings) -> None:
     build_authenticator(settings)
     if settings.backend == "pkcs11":
         # Checked in a child process: the gunicorn master never loads the PKCS#11 module.
-        from kms_service.app import open_pkcs11
+        from kms_service.bootstrap import open_pkcs11
 
         open_pkcs11(settings)
     preflight_tls_and_s3(settings)
     check_bind(settings.bind)
-    from kms_service.operability import prepare
+    from kms_service.serving.operability import prepare
 
     prepare(settings)  # metrics directory, fault rules, seed (before any worker forks)
 
@@ -173,7 +173,7 @@ def check_bind(bind: str) -> None:
 def preflight_tls_and_s3(settings: Settings) -> None:
     """Generate the ``--tls`` certificate and prepare the S3 state (its master key, leftovers
     of interrupted writes) before any worker starts. Raises :class:`ConfigurationError`."""
-    from kms_service.tls import ensure_certificate
+    from kms_service.serving.tls import ensure_certificate
 
     ensure_certificate(settings)
     if settings.s3_enabled:
@@ -185,7 +185,7 @@ def preflight_tls_and_s3(settings: Settings) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     preflight(settings)
-    from kms_service.server import run_gunicorn
+    from kms_service.serving.server import run_gunicorn
 
     return run_gunicorn(settings)
 

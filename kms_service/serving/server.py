@@ -8,8 +8,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from kms_service.serving.tls import certificate_files
 from kms_service.settings import Settings
-from kms_service.tls import certificate_files
 
 log = logging.getLogger("mock_kms.server")
 REUSE_PORT = hasattr(socket, "SO_REUSEPORT")

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kms_service.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError
 from kms_service.settings import Settings
 
 TLS_DIR = "tls"

@@ -1,4 +1,4 @@
-"""WSGI entry point, ``kms_service.wsgi:application``, for gunicorn run with its own config
+"""WSGI entry point, ``kms_service.serving.wsgi:application``, for gunicorn run with its own config
 (``gunicorn -c deploy/gunicorn.conf.py``) or any other WSGI server.
 
 Settings come from the ``MOCK_KMS_*`` environment. Nothing happens at import: the app (its
@@ -28,7 +28,7 @@ class LazyApplication:
     def load(self) -> Flask:
         """The app for this process, built from the environment on first call.
 
-        Raises :class:`~kms_service.errors.ConfigurationError` for bad settings.
+        Raises :class:`~kms_service.domain.errors.ConfigurationError` for bad settings.
         """
         app = self._app
         if app is not None and self._pid == os.getpid():
