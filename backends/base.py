@@ -1,9 +1,16 @@
 """The narrow contract every master-key backend implements.
 
-A backend knows nothing of KMS keys, states, aliases or ciphertext framing: it holds AES-256
-key material, one object per *key-material id* (the 64-hex ``KeyMaterialId`` AWS shows), and
-performs AES-256-GCM under it. GenerateDataKey, ReEncrypt, key states and the blob format are
+A backend knows nothing of KMS keys, states, aliases or ciphertext framing: it holds key
+material, one object per *key-material id* (the 64-hex ``KeyMaterialId`` AWS shows), of one
+AWS key spec (``SYMMETRIC_DEFAULT``, ``RSA_2048``, ``ECC_NIST_P256``, ``HMAC_256``, ...), and
+performs the private-key or secret-key operations under it: AES-256-GCM, signing, RSA-OAEP
+decryption, HMAC, ECDH, unwrapping imported material. GenerateDataKey, ReEncrypt, key states,
+the blob format, digests of RAW messages and public-key operations (Verify, RSA encryption) are
 written once, above the backends (``kms_service.operations``).
+
+What a backend serves is declared in :attr:`KeyBackend.capabilities`, never discovered: the
+service refuses the rest with an AWS-shaped error before calling the backend. A backend that is
+called for something it does not declare raises :class:`UnsupportedMechanismError`.
 
 Backends raise only the errors below; the service maps them to AWS errors.
 """
@@ -37,6 +44,37 @@ class BackendUnavailableError(BackendError):
     """The backend cannot serve right now (HSM gone, token removed); a retry may succeed."""
 
 
+class UnsupportedMechanismError(BackendError):
+    """The backend does not serve this key spec or algorithm (see its capabilities)."""
+
+
+class MaterialRejectedError(BackendError):
+    """Imported or seeded material is not a valid key of the stated spec, or the id already
+    holds other material. The message says which, without the material."""
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend serves, in AWS's names. The service checks these before each call."""
+
+    #: Key specs it can create or import (``SYMMETRIC_DEFAULT``, ``RSA_2048``, ``HMAC_256``...).
+    key_specs: frozenset[str]
+    #: Signing algorithms it can run (``RSASSA_PSS_SHA_256``, ``ECDSA_SHA_256``...).
+    signing_algorithms: frozenset[str] = frozenset()
+    #: Asymmetric decryption algorithms (``RSAES_OAEP_SHA_1``, ``RSAES_OAEP_SHA_256``).
+    encryption_algorithms: frozenset[str] = frozenset()
+    #: MAC algorithms (``HMAC_SHA_256``...).
+    mac_algorithms: frozenset[str] = frozenset()
+    #: Key specs it can run ECDH with (``ECC_NIST_P256``...).
+    key_agreement_specs: frozenset[str] = frozenset()
+    #: Import wrapping algorithms it can unwrap (``RSAES_OAEP_SHA_256``,
+    #: ``RSA_AES_KEY_WRAP_SHA_256``...) and wrapping key specs (``RSA_2048``...).
+    wrapping_algorithms: frozenset[str] = frozenset()
+    wrapping_key_specs: frozenset[str] = frozenset()
+    #: Whether :meth:`KeyBackend.export_material` can return material (never for an HSM).
+    exportable: bool = False
+
+
 @dataclass(frozen=True)
 class BackendHealth:
     """What ``/healthz`` reports about a backend."""
@@ -55,11 +93,39 @@ class KeyBackend(Protocol):
         """``software`` or ``pkcs11``: the key of :data:`BACKEND_CODES`."""
         ...
 
-    def create_material(self, material_id: str) -> None:
-        """Create a fresh AES-256 key for ``material_id`` (64 lowercase hex).
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        """What this backend serves; constant for the life of the object."""
+        ...
+
+    def create_material(self, material_id: str, key_spec: str = "SYMMETRIC_DEFAULT") -> None:
+        """Create fresh material of ``key_spec`` for ``material_id`` (64 lowercase hex): an
+        AES-256 key, an RSA or EC key pair, or an HMAC key of the spec's length, generated
+        inside the backend.
 
         Idempotent: creating an id that exists keeps the existing material.
-        Raises :class:`BackendUnavailableError`.
+        Raises :class:`UnsupportedMechanismError`, :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def import_material(self, material_id: str, key_spec: str, material: bytes) -> None:
+        """Keep caller-supplied plaintext ``material`` under ``material_id``: the raw key bytes
+        for ``SYMMETRIC_DEFAULT`` (32) and ``HMAC_*`` (the spec's length), a PKCS#8 DER private
+        key for asymmetric specs. Used by seed files and by imports the backend cannot unwrap
+        itself.
+
+        Idempotent for the same bytes. Raises :class:`MaterialRejectedError` (wrong length or
+        kind, or the id holds other material), :class:`UnsupportedMechanismError`,
+        :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def export_material(self, material_id: str) -> bytes:
+        """The plaintext material, in :meth:`import_material`'s form (``mock-kms export
+        --include-material``, seed checks). Only when ``capabilities.exportable``.
+
+        Raises :class:`UnsupportedMechanismError`, :class:`MaterialNotFoundError`,
+        :class:`BackendUnavailableError`.
         """
         ...
 
@@ -77,6 +143,85 @@ class KeyBackend(Protocol):
         Raises :class:`DecryptionFailedError` on any authentication failure,
         :class:`MaterialNotFoundError`, :class:`BackendUnavailableError`.
         """
+        ...
+
+    def public_key(self, material_id: str) -> bytes:
+        """The DER ``SubjectPublicKeyInfo`` of an asymmetric key pair.
+
+        Raises :class:`MaterialNotFoundError`, :class:`UnsupportedMechanismError`,
+        :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def sign(self, material_id: str, algorithm: str, payload: bytes) -> bytes:
+        """Sign with the private key under AWS signing ``algorithm``.
+
+        ``payload`` is the message digest for the RSASSA_*, ECDSA_* and ``ED25519_PH_SHA_512``
+        algorithms (the caller hashes RAW messages) and the message itself for
+        ``ED25519_SHA_512``. Returns the signature as AWS returns it: DER ``ECDSA-Sig-Value`` for
+        ECDSA, 64 raw bytes for Ed25519, the raw RSA signature for RSA.
+        Raises :class:`MaterialNotFoundError`, :class:`UnsupportedMechanismError`,
+        :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def decrypt_asymmetric(self, material_id: str, algorithm: str, ciphertext: bytes) -> bytes:
+        """RSA-OAEP decrypt (``RSAES_OAEP_SHA_1`` or ``RSAES_OAEP_SHA_256``, MGF1 with the same
+        hash, no label).
+
+        Raises :class:`DecryptionFailedError` for any ciphertext that does not decrypt,
+        :class:`MaterialNotFoundError`, :class:`UnsupportedMechanismError`,
+        :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def generate_mac(self, material_id: str, algorithm: str, message: bytes) -> bytes:
+        """HMAC of ``message`` under ``algorithm`` (``HMAC_SHA_224`` ... ``HMAC_SHA_512``).
+
+        Raises :class:`MaterialNotFoundError`, :class:`UnsupportedMechanismError`,
+        :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def derive_shared_secret(self, material_id: str, peer_public_key: bytes) -> bytes:
+        """ECDH (``ECDH``, cofactor-less) of the private key with the DER
+        ``SubjectPublicKeyInfo`` ``peer_public_key``: the raw shared secret (the x coordinate).
+
+        Raises :class:`MaterialRejectedError` for a peer key that is not a point of the same
+        curve, :class:`MaterialNotFoundError`, :class:`UnsupportedMechanismError`,
+        :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def create_wrapping_key(self, wrapping_key_id: str, key_spec: str) -> bytes:
+        """Create an RSA key pair (``RSA_2048``/``3072``/``4096``) for importing material under
+        ``wrapping_key_id`` (64 lowercase hex) and return its DER ``SubjectPublicKeyInfo``.
+
+        Raises :class:`UnsupportedMechanismError`, :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def unwrap_material(
+        self,
+        material_id: str,
+        key_spec: str,
+        wrapping_key_id: str,
+        wrapping_algorithm: str,
+        wrapped: bytes,
+    ) -> None:
+        """Unwrap ``wrapped`` (``RSAES_OAEP_SHA_*``, or ``RSA_AES_KEY_WRAP_SHA_*``: an OAEP-
+        wrapped ephemeral AES key followed by RFC 5649 key wrap) with the wrapping key and keep
+        the result as ``material_id``, inside the backend (the plaintext never leaves an HSM).
+
+        Raises :class:`DecryptionFailedError` when ``wrapped`` does not unwrap,
+        :class:`MaterialRejectedError` when what it holds is not a key of ``key_spec`` or the
+        id holds other material, :class:`MaterialNotFoundError` (no such wrapping key),
+        :class:`UnsupportedMechanismError`, :class:`BackendUnavailableError`.
+        """
+        ...
+
+    def destroy_wrapping_key(self, wrapping_key_id: str) -> None:
+        """Destroy a wrapping key pair. Destroying an unknown id is not an error."""
         ...
 
     def destroy_material(self, material_id: str) -> None:
@@ -97,3 +242,46 @@ class KeyBackend(Protocol):
     def close(self) -> None:
         """Release process-local resources (sessions, connections)."""
         ...
+
+
+SYMMETRIC_ONLY = BackendCapabilities(key_specs=frozenset({"SYMMETRIC_DEFAULT"}))
+
+
+class SymmetricOnlyOperations:
+    """The asymmetric, HMAC, ECDH and import operations of a backend whose capabilities
+    declare symmetric keys only: each raises :class:`UnsupportedMechanismError` (the service
+    checks the capabilities first, so these are reached only by a caller that did not)."""
+
+    def _unsupported(self, what: str) -> UnsupportedMechanismError:
+        return UnsupportedMechanismError(f"{type(self).__name__} does not serve {what}")
+
+    def public_key(self, material_id: str) -> bytes:
+        raise self._unsupported("asymmetric keys")
+
+    def sign(self, material_id: str, algorithm: str, payload: bytes) -> bytes:
+        raise self._unsupported(algorithm)
+
+    def decrypt_asymmetric(self, material_id: str, algorithm: str, ciphertext: bytes) -> bytes:
+        raise self._unsupported(algorithm)
+
+    def generate_mac(self, material_id: str, algorithm: str, message: bytes) -> bytes:
+        raise self._unsupported(algorithm)
+
+    def derive_shared_secret(self, material_id: str, peer_public_key: bytes) -> bytes:
+        raise self._unsupported("key agreement")
+
+    def create_wrapping_key(self, wrapping_key_id: str, key_spec: str) -> bytes:
+        raise self._unsupported("key import")
+
+    def unwrap_material(
+        self,
+        material_id: str,
+        key_spec: str,
+        wrapping_key_id: str,
+        wrapping_algorithm: str,
+        wrapped: bytes,
+    ) -> None:
+        raise self._unsupported(wrapping_algorithm)
+
+    def destroy_wrapping_key(self, wrapping_key_id: str) -> None:
+        return None

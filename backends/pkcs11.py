@@ -53,12 +53,15 @@ from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, Obje
 
 from backends.base import (
     NONCE_SIZE,
+    SYMMETRIC_ONLY,
     TAG_SIZE,
+    BackendCapabilities,
     BackendError,
     BackendHealth,
     BackendUnavailableError,
     DecryptionFailedError,
     MaterialNotFoundError,
+    SymmetricOnlyOperations,
 )
 
 log = logging.getLogger(__name__)
@@ -166,7 +169,7 @@ os.register_at_fork(after_in_child=_registry.after_fork_in_child)
 # --- The backend ---------------------------------------------------------------------------
 
 
-class Pkcs11Backend:
+class Pkcs11Backend(SymmetricOnlyOperations):
     """Master keys in a PKCS#11 token. Safe to call from several threads and processes.
 
     Build it with :meth:`open`, which checks the configuration without loading the module in
@@ -235,7 +238,13 @@ class Pkcs11Backend:
 
     # --- KeyBackend ----------------------------------------------------------------------
 
-    def create_material(self, material_id: str) -> None:
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return SYMMETRIC_ONLY
+
+    def create_material(self, material_id: str, key_spec: str = "SYMMETRIC_DEFAULT") -> None:
+        if key_spec not in self.capabilities.key_specs:
+            raise self._unsupported(key_spec)
         key_id = _key_id(material_id)
 
         def create(login: _TokenLogin) -> None:
@@ -266,6 +275,12 @@ class Pkcs11Backend:
                 )
 
         self._call(create)
+
+    def import_material(self, material_id: str, key_spec: str, material: bytes) -> None:
+        raise self._unsupported("plaintext key material (import it wrapped)")
+
+    def export_material(self, material_id: str) -> bytes:
+        raise self._unsupported("exporting key material: it never leaves the token")
 
     def encrypt(self, material_id: str, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
         key_id = _key_id(material_id)

@@ -19,16 +19,25 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from backends.base import (
     NONCE_SIZE,
+    BackendCapabilities,
     BackendHealth,
     BackendUnavailableError,
     DecryptionFailedError,
     MaterialNotFoundError,
+    MaterialRejectedError,
+    SymmetricOnlyOperations,
 )
 
 KEYSTORE_FILE = "software-keystore.sqlite3"
 
 
-class SoftwareBackend:
+#: Symmetric keys only, until the other key kinds land here.
+SOFTWARE_CAPABILITIES = BackendCapabilities(
+    key_specs=frozenset({"SYMMETRIC_DEFAULT"}), exportable=True
+)
+
+
+class SoftwareBackend(SymmetricOnlyOperations):
     """AES-256-GCM under wrapped key material stored in a SQLite file.
 
     Thread-safe: each thread has its own SQLite connection; unwrapped keys are cached per
@@ -63,25 +72,36 @@ class SoftwareBackend:
             self._local.connection = connection
         return connection
 
-    def create_material(self, material_id: str) -> None:
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return SOFTWARE_CAPABILITIES
+
+    def create_material(self, material_id: str, key_spec: str = "SYMMETRIC_DEFAULT") -> None:
+        if key_spec not in self.capabilities.key_specs:
+            raise self._unsupported(key_spec)
         self._store_wrapped(material_id, os.urandom(32))
 
-    def import_material(self, material_id: str, material: bytes) -> None:
-        """Keep caller-supplied AES-256 ``material`` (seed files) under ``material_id``,
+    def import_material(self, material_id: str, key_spec: str, material: bytes) -> None:
+        """Keep caller-supplied ``material`` (seed files, imports) under ``material_id``,
         wrapped under the root key exactly like generated material.
 
-        Idempotent for the same bytes. Raises ``ValueError`` when ``material`` is not 32
-        bytes or the id already holds other material, :class:`BackendUnavailableError`.
+        Idempotent for the same bytes. Raises :class:`MaterialRejectedError` when ``material``
+        is not a key of ``key_spec`` or the id already holds other material,
+        :class:`UnsupportedMechanismError`, :class:`BackendUnavailableError`.
         """
+        if key_spec not in self.capabilities.key_specs:
+            raise self._unsupported(key_spec)
         if len(material) != 32:
-            raise ValueError("key material must be 32 bytes (AES-256)")
+            raise MaterialRejectedError("key material must be 32 bytes (AES-256)")
         try:
             existing = self.export_material(material_id)
         except MaterialNotFoundError:
             existing = None
         if existing is not None:
             if not hmac.compare_digest(existing, material):
-                raise ValueError(f"key material {material_id} already holds other material")
+                raise MaterialRejectedError(
+                    f"key material {material_id} already holds other material"
+                )
             return
         self._store_wrapped(material_id, material)
 

@@ -19,10 +19,9 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from backends.base import BackendError, KeyBackend
+from backends.base import BackendError, KeyBackend, MaterialRejectedError
 from kms_service.domain.errors import KmsError
 from kms_service.domain.key_states import KeyState
 from kms_service.operations import RequestScope, Services
@@ -125,14 +124,13 @@ def _import_materials(
             raise material.position.error(
                 f"KeyMaterialId {material_id} already belongs to key {owner[2]}", "id"
             )
-        importer: Callable[[str, bytes], None] | None = getattr(backend, "import_material", None)
-        if importer is None:
+        if not backend.capabilities.exportable:
             raise material.position.error(
                 f"key material can only be seeded on the software backend, not {backend_name}"
             )
         try:
-            importer(material_id, material.material)
-        except ValueError as exc:
+            backend.import_material(material_id, "SYMMETRIC_DEFAULT", material.material)
+        except MaterialRejectedError as exc:
             raise material.position.error(str(exc), "key") from None
         except BackendError as exc:
             raise material.position.error(f"the key store failed: {exc}") from None
@@ -143,11 +141,10 @@ def _import_materials(
 def _check_same_material(
     backend: KeyBackend, material_id: str, material: bytes, at: Position
 ) -> None:
-    exporter: Callable[[str], bytes] | None = getattr(backend, "export_material", None)
-    if exporter is None:
+    if not backend.capabilities.exportable:
         return
     try:
-        same = hmac.compare_digest(exporter(material_id), material)
+        same = hmac.compare_digest(backend.export_material(material_id), material)
     except BackendError:
         return
     if not same:

@@ -70,7 +70,7 @@ def _export_key(
         "backend": key.backend,
     }
     if key.state in (KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_DELETION):
-        entry["state"] = key.state
+        entry["state"] = key.state.value
     if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
         entry["deletion_date"] = iso(key.deletion_date)
     rotation: dict[str, Any] = {"enabled": key.rotation_enabled}
