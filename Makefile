@@ -26,8 +26,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check kms_service backends clients s3_service local_secrets bench tests
-	$(BIN)/ruff format --check kms_service backends clients s3_service local_secrets bench tests
+	$(BIN)/ruff check kms_service backends clients s3_service local_secrets bench tools tests
+	$(BIN)/ruff format --check kms_service backends clients s3_service local_secrets bench tools tests
 	$(BIN)/mypy
 
 # Benchmarks against moto_server and a bare-Flask ceiling (bench/, issue 6): prints the table,
