@@ -57,11 +57,17 @@ def find_server(
             return ServerEndpoint(validate_endpoint(value, name), name)
     bind = _env(env, "MOCK_KMS_BIND")
     if bind:
-        return ServerEndpoint(_url_from_bind(bind, env), "MOCK_KMS_BIND")
+        tls = (_env(env, "MOCK_KMS_TLS") or "").lower() in _TRUE
+        return ServerEndpoint(
+            url_from_bind(bind, tls or bool(_env(env, "MOCK_KMS_TLS_CERT"))), "MOCK_KMS_BIND"
+        )
     return ServerEndpoint(DEFAULT_ENDPOINT, "default")
 
 
-def _url_from_bind(bind: str, env: Mapping[str, str]) -> str:
+def url_from_bind(bind: str, tls: bool) -> str:
+    """The URL that reaches a server listening on ``bind`` (``HOST:PORT``) from this machine:
+    a wildcard address (``0.0.0.0``, ``::``) is reached on loopback. Raises
+    :class:`~clients.kms.errors.ConfigurationError` if ``bind`` is not ``HOST:PORT``."""
     host, separator, port = bind.rpartition(":")
     if not separator or not port.isdigit():
         raise ConfigurationError(f"MOCK_KMS_BIND must be HOST:PORT, got {bind!r}")
@@ -69,5 +75,4 @@ def _url_from_bind(bind: str, env: Mapping[str, str]) -> str:
     host = _WILDCARDS.get(host, host)
     if ":" in host:
         host = f"[{host}]"
-    tls = (_env(env, "MOCK_KMS_TLS") or "").lower() in _TRUE or _env(env, "MOCK_KMS_TLS_CERT")
     return validate_endpoint(f"{'https' if tls else 'http'}://{host}:{port}", "MOCK_KMS_BIND")

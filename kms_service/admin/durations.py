@@ -17,8 +17,8 @@ def parse_duration(text: str) -> float:
     cleaned = text.strip().lower().replace(" ", "")
     if cleaned.startswith("-"):
         raise ValueError(
-            f"a negative duration ({text!r}): the clock only moves forward; "
-            "`mock-kms clock reset` sets it back to real time"
+            f"{text!r} is negative: the clock only moves forward (use e.g. 400d, 12h; "
+            "`mock-kms clock reset` sets it back to real time)"
         )
     try:
         seconds = float(cleaned)

@@ -226,9 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     s3_cli.register(subparsers)
     from kms_service.admin import client as admin_cli
     from kms_service.seeding import export
+    from kms_service.serving import healthcheck
 
     admin_cli.register(subparsers)
     export.register(subparsers)
+    healthcheck.register(subparsers)
     return parser
 
 
