@@ -1,4 +1,5 @@
-"""Service configuration: command-line options over ``MOCK_KMS_*`` variables over defaults.
+"""Service configuration: command-line options over ``MOCK_KMS_*`` variables (then local-kms's
+``KMS_ACCOUNT_ID``, ``KMS_REGION``, ``KMS_SEED_PATH``, ``KMS_DATA_PATH``) over defaults.
 
 Nothing here runs at import time; :func:`Settings.from_sources` is called by the CLI and by
 tests, and :meth:`Settings.validate` turns every bad value into one actionable line.
@@ -21,6 +22,14 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ENDPOINT = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?/?$")
 _TRUE = ("1", "true", "yes", "on")
+#: local-kms's variables, read when the ``MOCK_KMS_*`` one is unset, so that a setup moving
+#: from local-kms keeps working.
+LOCAL_KMS_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "MOCK_KMS_ACCOUNT_ID": ("KMS_ACCOUNT_ID",),
+    "MOCK_KMS_REGION": ("KMS_REGION",),
+    "MOCK_KMS_SEED": ("KMS_SEED_PATH",),
+    "MOCK_KMS_DATA_DIR": ("KMS_DATA_PATH",),
+}
 _FALSE = ("0", "false", "no", "off")
 
 
@@ -80,7 +89,10 @@ class Settings:
         def pick(name: str, env_name: str) -> Any:
             if name in given:
                 return given[name]
-            return env.get(env_name) or None
+            for variable in (env_name, *LOCAL_KMS_FALLBACKS.get(env_name, ())):
+                if env.get(variable):
+                    return env[variable]
+            return None
 
         raw: dict[str, Any] = {
             "bind": pick("bind", "MOCK_KMS_BIND"),
@@ -172,11 +184,13 @@ class Settings:
             raise ConfigurationError(f"--threads must be between 1 and 256, got {self.threads}")
         if not _REGION.match(self.region):
             raise ConfigurationError(
-                f"MOCK_KMS_REGION must look like us-east-1, got {self.region!r}"
+                f"--region/MOCK_KMS_REGION (or KMS_REGION) must look like us-east-1, "
+                f"got {self.region!r}"
             )
         if not _ACCOUNT.match(self.account_id):
             raise ConfigurationError(
-                f"MOCK_KMS_ACCOUNT_ID must be 12 digits, got {self.account_id!r}"
+                "--account-id/MOCK_KMS_ACCOUNT_ID (or KMS_ACCOUNT_ID) must be 12 digits, "
+                f"got {self.account_id!r}"
             )
         if self.auth not in AUTH_MODES:
             raise ConfigurationError(

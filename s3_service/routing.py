@@ -2,8 +2,9 @@
 
 :class:`TargetRouter` sits in front of the KMS Flask app: requests carrying an
 ``X-Amz-Target`` header (every AWS JSON protocol request, ``TrentService.*`` for KMS), KMS-style
-JSON POSTs to a path without a query, and ``GET /healthz`` go to the KMS exactly as before;
-everything else is S3 REST. S3 never sends ``X-Amz-Target``, so the split is unambiguous.
+JSON POSTs to a path without a query, and ``GET /healthz`` (unless the ``Host`` names a
+bucket, virtual-hosted style) go to the KMS exactly as before; everything else is S3 REST.
+S3 never sends ``X-Amz-Target``, so the split is unambiguous.
 
 :class:`S3Application` maps method, bucket/key and sub-resource to one operation and turns
 :class:`~s3_service.errors.S3Error` into S3's XML errors.
@@ -20,7 +21,7 @@ from werkzeug.wrappers import Response
 from s3_service import buckets, errors, listing, multipart, objects
 from s3_service.errors import S3Error
 from s3_service.services import S3Services
-from s3_service.wire import S3Request, error_response, new_request_id
+from s3_service.wire import S3Request, bucket_from_host, error_response, new_request_id
 
 log = logging.getLogger("mock_kms.s3")
 Handler = Callable[[S3Services, S3Request], Response]
@@ -45,7 +46,11 @@ def is_kms_request(environ: WSGIEnvironment) -> bool:
     if environ.get("HTTP_X_AMZ_TARGET"):
         return True
     method = environ.get("REQUEST_METHOD", "GET")
-    if environ.get("PATH_INFO") == "/healthz" and method in ("GET", "HEAD"):
+    if (
+        environ.get("PATH_INFO") == "/healthz"
+        and method in ("GET", "HEAD")
+        and bucket_from_host(str(environ.get("HTTP_HOST", ""))) is None  # else: a key
+    ):
         return True
     content_type = str(environ.get("CONTENT_TYPE", "")).lower()
     return (

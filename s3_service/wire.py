@@ -2,8 +2,11 @@
 responses and S3's XML errors.
 
 Path-style addressing (``/bucket/key``) is what boto3 and the AWS CLI use against an IP
-endpoint such as ``http://127.0.0.1:8080``; virtual-hosted requests to
-``<bucket>.localhost`` are understood too. The key is decoded from the raw request URI (as
+endpoint such as ``http://127.0.0.1:8080``. Against a name such as ``http://localhost:8080``
+they send virtual-hosted-style requests (``Host: <bucket>.localhost:8080``, the bucket in the
+host name and only the key in the path), and so do requests to ``<bucket>.s3.<anything>``
+(``<bucket>.s3.amazonaws.com``, ``<bucket>.s3.us-east-1.localhost``): both are understood (see
+docs/serving.md). The key is decoded from the raw request URI (as
 the client percent-encoded it), never from the WSGI ``PATH_INFO``, which has lost the
 difference between ``%2F`` and ``/`` and is latin-1-decoded.
 """
@@ -29,7 +32,8 @@ from s3_service.errors import S3Error
 _SIGV4_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/")
 _SIGV2 = re.compile(r"^AWS ([^:\s]+):")
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
-_VIRTUAL_HOST = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\.localhost$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 MAX_KEY_BYTES = 1024
 
 
@@ -86,10 +90,9 @@ class S3Request:
             path = unquote(raw_path, errors="strict")
         except UnicodeDecodeError:
             raise errors.S3Error(400, "InvalidURI", "Couldn't parse the specified URI.") from None
-        host = (headers.get("Host") or "").rsplit(":", 1)[0].lower()
-        virtual = _VIRTUAL_HOST.match(host)
-        if virtual:
-            bucket: str | None = virtual.group("bucket")
+        virtual = bucket_from_host(headers.get("Host") or "")
+        if virtual is not None:
+            bucket: str | None = virtual
             key: str | None = path[1:] or None
         else:
             bucket_part, _, key_part = path[1:].partition("/")
@@ -110,6 +113,29 @@ class S3Request:
             request_id=request_id,
             resource=path or "/",
         )
+
+
+def bucket_from_host(host: str) -> str | None:
+    """The bucket a virtual-hosted-style ``Host`` header names, or None for path style.
+
+    ``b.localhost[:port]`` and ``b.s3.localhost`` name bucket ``b`` (a bucket name may hold
+    dots: ``my.logs.localhost`` is ``my.logs``); elsewhere, what comes before the first
+    ``.s3.`` is the bucket (``b.s3.amazonaws.com``, ``b.s3.eu-west-1.example.test``). An IP
+    address, ``localhost`` and ``s3.<anything>`` name none.
+    """
+    name = host.strip().lower()
+    if name.startswith("["):  # an IPv6 literal
+        return None
+    name = name.rsplit(":", 1)[0] if ":" in name else name
+    if name.endswith(".localhost"):
+        bucket = name.removesuffix(".localhost").removesuffix(".s3")
+    else:
+        bucket, separator, _ = name.partition(".s3.")
+        if not separator:
+            return None
+    if bucket == "s3" or _IP_ADDRESS.match(bucket) or not _BUCKET_NAME.match(bucket):
+        return None
+    return bucket
 
 
 def _raw_target(environ: WSGIEnvironment) -> tuple[str, str]:

@@ -1,21 +1,25 @@
 """``mock-kms s3 put|get``: try client-side S3 encryption without writing code.
 
-    mock-kms s3 put BUCKET KEY FILE --cse-kms alias/demo --endpoint-url http://127.0.0.1:5000 \\
-        --kms-endpoint-url http://127.0.0.1:8080
-    mock-kms s3 get BUCKET KEY FILE --cse-key master.key --endpoint-url http://127.0.0.1:5000
+    mock-kms s3 put FILE s3://BUCKET/KEY --cse-kms alias/demo      # as the AWS CLI writes it
+    mock-kms s3 get s3://BUCKET/KEY FILE --cse-kms alias/demo
+    mock-kms s3 put BUCKET KEY FILE --cse-key master.key --endpoint-url http://127.0.0.1:5000
 
-``FILE`` may be ``-`` for stdin / stdout. The top-level CLI calls :func:`register` to add the
-``s3`` command; it sets ``handler=run`` so ``args.handler(args)`` executes it.
+``FILE`` may be ``-`` for stdin / stdout. The S3 endpoint is found as every ``mock-kms``
+subcommand finds the server (:func:`clients.server_endpoint.find_server`); the KMS is the same
+endpoint unless ``--kms-endpoint-url`` names another. The top-level CLI calls :func:`register`
+to add the ``s3`` command; it sets ``handler=run`` so ``args.handler(args)`` executes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from clients.kms import KmsClient, KmsClientError, KmsLocalError
@@ -23,10 +27,52 @@ from clients.s3_encryption.client import DEFAULT_PART_SIZE, EncryptingS3Client
 from clients.s3_encryption.errors import S3EncryptionError
 from clients.s3_encryption.formats import FormatVersion, MetadataStorage
 from clients.s3_encryption.keyrings import AesGcmKeyring, Keyring, KmsKeyring
+from clients.server_endpoint import find_server
 
 PROGRESS_THRESHOLD = 8 * 1024 * 1024
 """Files at least this large get a progress bar (when stderr is a terminal or forced)."""
 _MIB = 1024 * 1024
+S3_URL = "s3://"
+#: Loggers of the AWS SDK that talk at INFO ("Found credentials in environment variables").
+_SDK_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What ``put``/``get`` moves: the object and the local file (``-``: stdin/stdout)."""
+
+    bucket: str
+    key: str
+    file: str
+
+
+def parse_transfer(command: str, arguments: Sequence[str]) -> Transfer:
+    """``BUCKET KEY FILE`` (the original form), or, as the AWS CLI writes it, ``put FILE
+    s3://BUCKET/KEY`` and ``get s3://BUCKET/KEY FILE``. A key ending in ``/`` (or none) takes
+    the file's name, as ``aws s3 cp`` does. Raises ``ValueError`` saying which forms work."""
+    forms = (
+        f"use `{command} FILE s3://BUCKET/KEY` or `{command} BUCKET KEY FILE`"
+        if command == "put"
+        else f"use `{command} s3://BUCKET/KEY FILE` or `{command} BUCKET KEY FILE`"
+    )
+    if len(arguments) == 3 and not any(a.startswith(S3_URL) for a in arguments):
+        bucket, key, file = arguments
+        if not bucket or not key:
+            raise ValueError(f"BUCKET and KEY must not be empty; {forms}")
+        return Transfer(bucket, key, file)
+    if len(arguments) != 2:
+        raise ValueError(f"expected 2 or 3 arguments, got {len(arguments)}; {forms}")
+    url, file = (arguments[1], arguments[0]) if command == "put" else arguments
+    if not url.startswith(S3_URL) or file.startswith(S3_URL):
+        raise ValueError(f"{forms}")
+    bucket, _, key = url[len(S3_URL) :].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {url!r}; {forms}")
+    if not key or key.endswith("/"):
+        if file == "-":
+            raise ValueError(f"{url!r} names no object key; {forms}")
+        key += os.path.basename(file.rstrip("/"))
+    return Transfer(bucket, key, file)
 
 
 class ProgressBar:
@@ -86,23 +132,38 @@ def register(subparsers: Any) -> None:
     # The top-level CLI dispatches on ``args.handler`` (kms_service.serving.cli convention).
     parser.set_defaults(handler=run)
     commands = parser.add_subparsers(dest="s3_command", metavar="{put,get}", required=True)
-    put = commands.add_parser("put", help="encrypt FILE and upload it as BUCKET/KEY")
-    get = commands.add_parser("get", help="download BUCKET/KEY and decrypt it into FILE")
+    put = commands.add_parser(
+        "put",
+        help="encrypt FILE and upload it: FILE s3://BUCKET/KEY, or BUCKET KEY FILE",
+        usage="mock-kms s3 put (FILE s3://BUCKET/KEY | BUCKET KEY FILE) (--cse-kms KEY_ID | "
+        "--cse-key FILE) [options]",
+    )
+    get = commands.add_parser(
+        "get",
+        help="download and decrypt into FILE: s3://BUCKET/KEY FILE, or BUCKET KEY FILE",
+        usage="mock-kms s3 get (s3://BUCKET/KEY FILE | BUCKET KEY FILE) (--cse-kms KEY_ID | "
+        "--cse-key FILE) [options]",
+    )
     for command in (put, get):
-        command.add_argument("bucket", metavar="BUCKET")
-        command.add_argument("key", metavar="KEY")
-        command.add_argument("file", metavar="FILE", help="local file, or - for stdin/stdout")
+        command.add_argument(
+            "arguments",
+            nargs="+",
+            metavar="ARGUMENT",
+            help="the object (s3://BUCKET/KEY, or BUCKET KEY) and the local file (- for "
+            "stdin/stdout)",
+        )
         keys = command.add_mutually_exclusive_group(required=True)
         keys.add_argument("--cse-kms", metavar="KEY_ID", help="CSE-KMS with this KMS key")
         keys.add_argument(
             "--cse-key", metavar="FILE", help="CSE-C with the raw 32-byte AES-256 key in FILE"
         )
         command.add_argument(
-            "--endpoint-url", help="S3 endpoint (default: AWS or AWS_ENDPOINT_URL)"
+            "--endpoint-url",
+            help="S3 endpoint (default: MOCK_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS, "
+            "AWS_ENDPOINT_URL, MOCK_KMS_BIND, else http://127.0.0.1:8080)",
         )
         command.add_argument(
-            "--kms-endpoint-url",
-            help="KMS endpoint (default: MOCK_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS, or AWS)",
+            "--kms-endpoint-url", help="KMS endpoint for --cse-kms (default: the S3 endpoint)"
         )
         command.add_argument("--region", help="AWS region (default: AWS_REGION or us-east-1)")
         command.add_argument(
@@ -162,7 +223,7 @@ def _region(args: argparse.Namespace) -> str:
     )
 
 
-def _keyring(args: argparse.Namespace) -> Keyring:
+def _keyring(args: argparse.Namespace, endpoint: str) -> Keyring:
     if args.cse_key is not None:
         with open(args.cse_key, "rb") as key_file:
             key = key_file.read()
@@ -171,9 +232,9 @@ def _keyring(args: argparse.Namespace) -> Keyring:
                 f"{args.cse_key} holds {len(key)} bytes; --cse-key needs exactly 32 raw bytes"
             )
         return AesGcmKeyring(key)
-    # The project's thin client: endpoint from the flag, else MOCK_KMS_ENDPOINT /
-    # AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL; credentials from the usual AWS sources.
-    kms = KmsClient(endpoint_url=args.kms_endpoint_url, region_name=_region(args))
+    # The project's thin client, on the server's endpoint unless told otherwise; credentials
+    # from the usual AWS sources.
+    kms = KmsClient(endpoint_url=args.kms_endpoint_url or endpoint, region_name=_region(args))
     return KmsKeyring(kms, args.cse_kms)
 
 
@@ -202,6 +263,8 @@ def run(args: argparse.Namespace) -> int:
     give status 1.
     """
     boto3 = _boto3()
+    for name in _SDK_LOGGERS:  # their INFO lines are noise on a command's stderr
+        logging.getLogger(name).setLevel(logging.WARNING)
     handled: tuple[type[BaseException], ...] = (
         S3EncryptionError,
         OSError,
@@ -218,9 +281,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, boto3: Any) -> int:
+    transfer = parse_transfer(args.s3_command, args.arguments)
     context = _parse_context(args.context)
     region = _region(args)
-    s3 = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=region)
+    endpoint = find_server(args.endpoint_url).url
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region)
     options: Mapping[str, Any] = {}
     if args.s3_command == "put":
         options = {
@@ -232,42 +297,41 @@ def _run(args: argparse.Namespace, boto3: Any) -> int:
         }
     else:
         options = {"allow_legacy_formats": args.allow_legacy}
-    client = EncryptingS3Client(s3, _keyring(args), **options)
-    target = f"s3://{args.bucket}/{args.key}"
+    client = EncryptingS3Client(s3, _keyring(args, endpoint), **options)
+    bucket, key, file = transfer.bucket, transfer.key, transfer.file
+    if args.s3_command == "get" and file != "-" and os.path.isdir(file):
+        file = os.path.join(file, os.path.basename(key))  # as `aws s3 cp` does
+    target = f"s3://{bucket}/{key}"
     if args.s3_command == "put":
-        total = None if args.file == "-" else os.path.getsize(args.file)
+        total = None if file == "-" else os.path.getsize(file)
         bar = _progress(args, total, f"put {target}")
         callback = bar.update if bar else None
-        if args.file == "-":
+        if file == "-":
             client.upload_fileobj(
                 sys.stdin.buffer,
-                args.bucket,
-                args.key,
+                bucket,
+                key,
                 Callback=callback,
                 EncryptionContext=context,
             )
         else:
-            client.upload_file(
-                args.file, args.bucket, args.key, Callback=callback, EncryptionContext=context
-            )
+            client.upload_file(file, bucket, key, Callback=callback, EncryptionContext=context)
     else:
-        head = s3.head_object(Bucket=args.bucket, Key=args.key)
+        head = s3.head_object(Bucket=bucket, Key=key)
         total = max(int(head.get("ContentLength", 0)) - 16, 0)
         bar = _progress(args, total, f"get {target}")
         callback = bar.update if bar else None
-        if args.file == "-":
+        if file == "-":
             client.download_fileobj(
-                args.bucket,
-                args.key,
+                bucket,
+                key,
                 sys.stdout.buffer,
                 Callback=callback,
                 EncryptionContext=context,
             )
             sys.stdout.buffer.flush()
         else:
-            client.download_file(
-                args.bucket, args.key, args.file, Callback=callback, EncryptionContext=context
-            )
+            client.download_file(bucket, key, file, Callback=callback, EncryptionContext=context)
     if bar is not None:
         bar.finish()
     return 0

@@ -1,21 +1,23 @@
 """``mock-kms clock ...``, ``mock-kms reset`` and ``mock-kms faults ...``: the developer
-endpoints of a running server, over HTTP."""
+endpoints of a running server, over HTTP. The server is found as every ``mock-kms``
+subcommand finds it (:func:`clients.server_endpoint.find_server`)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import re
 import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from clients.server_endpoint import DEFAULT_ENDPOINT, find_server
 from kms_service.admin.durations import parse_duration
 from kms_service.domain.errors import ConfigurationError
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 PREFIX = "/_mock-kms"
 TIMEOUT_SECONDS = 60
 
@@ -55,12 +57,10 @@ def call(
 
 
 def _endpoint(args: argparse.Namespace) -> str:
-    endpoint = str(args.endpoint)
-    if not endpoint.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"--endpoint must start with http:// or https://, got {endpoint!r}"
-        )
-    return endpoint
+    try:
+        return find_server(args.endpoint_url).url
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _print(answer: Any) -> int:
@@ -105,7 +105,11 @@ def faults_command(args: argparse.Namespace) -> int:
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--endpoint", default=DEFAULT_ENDPOINT, help=f"the server (default {DEFAULT_ENDPOINT})"
+        "--endpoint-url",
+        "--endpoint",
+        dest="endpoint_url",
+        help="the server (default: MOCK_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, "
+        f"MOCK_KMS_BIND, else {DEFAULT_ENDPOINT})",
     )
     parser.add_argument(
         "--no-verify-ssl", action="store_true", help="accept a self-signed HTTPS certificate"
@@ -123,6 +127,9 @@ def register(subparsers: Any) -> None:
         "advance", help="move the clock forward, e.g. 400d; due rotations and deletions happen"
     )
     advance.add_argument("duration", help="400d, 12h, 1d12h, 30m, 90s, 2w or seconds")
+    # "-5d" would otherwise be taken for an unknown option and the duration reported missing;
+    # as a duration it gets parse_duration's clear answer (the clock only moves forward).
+    advance._negative_number_matcher = re.compile(r"^-\d")
     undo = actions.add_parser("reset", help="set the moved clock back to real time")
     for parser in (show, advance, undo):
         _connection_options(parser)

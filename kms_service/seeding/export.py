@@ -3,9 +3,12 @@ seeding a fresh data directory with it reproduces the keys, aliases, tags, polic
 settings and history, and, with ``--include-material``, decrypts every old ciphertext.
 
 Reads the data directory directly (SQLite allows it while the server runs). Key material is
-written only with ``--include-material`` and only for keys on the software backend: a
-PKCS#11 key never leaves its token. AWS managed keys and their ``alias/aws/*`` aliases are
-left out: the service creates them on first use.
+written only with ``--include-material`` and only for keys on the software backend. Keys in a
+PKCS#11 token are left out of ``keys:`` and listed in a comment instead: their material never
+leaves the token, so a seed could only make new keys under the same ids, which would not
+decrypt the old ciphertexts (and a server without ``--backend pkcs11`` would refuse to start
+on them). The file therefore always seeds a fresh data directory. AWS managed keys and their
+``alias/aws/*`` aliases are left out too: the service creates them on first use.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ HEADER = (
     "# Apply with `mock-kms serve --seed FILE` (or MOCK_KMS_SEED=FILE).\n"
 )
 MATERIAL_WARNING = "# It contains KEY MATERIAL in the clear: keep it as secret as the keys.\n"
+#: Backends whose keys a seed can recreate (their material can be exported and imported).
+SEEDABLE_BACKENDS = ("software",)
+LEFT_OUT_HEADER = (
+    "#\n"
+    "# Left out: {count} key(s) whose material lives in a PKCS#11 token and never leaves it.\n"
+    "# A seed cannot recreate them: it would make new keys under the same ids that do not\n"
+    "# decrypt the old ciphertexts. The token still holds them; for reference only:\n"
+)
 
 
 def iso(epoch: float) -> str:
@@ -35,10 +46,15 @@ def iso(epoch: float) -> str:
 
 
 def export_state(
-    store: MetadataStore, material_source: Any | None, warnings: list[str]
+    store: MetadataStore,
+    material_source: Any | None,
+    warnings: list[str],
+    left_out: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The seed document for everything in ``store``. ``material_source`` (the software
-    backend, or None) supplies material when it is to be included."""
+    """The seed document for everything in ``store`` a seed can recreate. ``material_source``
+    (the software backend, or None) supplies material when it is to be included. Keys on
+    other backends (a PKCS#11 token) are appended to ``left_out`` (their entries, for a
+    comment) and named in ``warnings``."""
     aliases_by_key: dict[tuple[str, str, str], list[str]] = {}
     for alias in store.all_aliases():
         aliases_by_key.setdefault((alias.account_id, alias.region, alias.target_key_id), []).append(
@@ -49,6 +65,13 @@ def export_state(
         if key.key_manager != "CUSTOMER":
             continue
         aliases = aliases_by_key.get((key.account_id, key.region, key.key_id), [])
+        if key.backend not in SEEDABLE_BACKENDS:
+            warnings.append(
+                f"key {key.arn}: in the {key.backend} token, left out (listed in a comment)"
+            )
+            if left_out is not None:
+                left_out.append(_export_key(store, key, aliases, None, warnings))
+            continue
         keys.append(_export_key(store, key, aliases, material_source, warnings))
     return {"version": 1, "keys": keys}
 
@@ -80,7 +103,7 @@ def _export_key(
             rotation["next_rotation_date"] = iso(key.next_rotation_date)
     entry["rotation"] = rotation
     if material_source is not None:
-        if key.backend == "software":
+        if key.backend in SEEDABLE_BACKENDS:
             entry["material"] = [
                 {
                     "id": material.material_id,
@@ -101,7 +124,23 @@ def _export_key(
     return entry
 
 
-def dump_yaml(document: dict[str, Any], include_material: bool) -> str:
+def dump_yaml(
+    document: dict[str, Any],
+    include_material: bool,
+    left_out: list[dict[str, Any]] | None = None,
+) -> str:
+    """The seed file: header, then ``left_out`` entries as comments, then ``document``."""
+    body = _yaml(document)
+    header = HEADER + (MATERIAL_WARNING if include_material else "")
+    if left_out:
+        listing = _yaml(left_out)
+        header += LEFT_OUT_HEADER.format(count=len(left_out)) + "".join(
+            f"#   {line}\n" for line in listing.splitlines()
+        )
+    return header + body
+
+
+def _yaml(document: Any) -> str:
     import yaml
 
     class _Dumper(yaml.SafeDumper):
@@ -113,8 +152,7 @@ def dump_yaml(document: dict[str, Any], include_material: bool) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     _Dumper.add_representer(str, text)
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-    return HEADER + (MATERIAL_WARNING if include_material else "") + body
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -134,8 +172,10 @@ def export_command(args: argparse.Namespace) -> int:
             raise ConfigurationError(str(exc)) from None
         material_source = SoftwareBackend(settings.data_dir, root_key)
     warnings: list[str] = []
+    left_out: list[dict[str, Any]] = []
     try:
-        text = dump_yaml(export_state(store, material_source, warnings), args.include_material)
+        document = export_state(store, material_source, warnings, left_out)
+        text = dump_yaml(document, args.include_material, left_out)
     except (StoreError, sqlite3.Error) as exc:
         raise ConfigurationError(f"cannot read {store.path}: {exc}") from None
     finally:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from kms_service.domain.errors import ConfigurationError
+from kms_service.serving.gunicorn_options import EXIT_CONFIGURATION
 from kms_service.settings import Settings
-
-EXIT_CONFIGURATION = 2
 
 
 def _serve_parser(subparsers: Any) -> None:
@@ -197,7 +194,7 @@ def softhsm_init_command(args: argparse.Namespace) -> int:
 
     from backends.softhsm import SoftHsmError, init_softhsm_token
 
-    data_dir = Path(args.data_dir or os.environ.get("MOCK_KMS_DATA_DIR") or ".mock-kms")
+    data_dir = Settings.from_sources({"data_dir": args.data_dir}).data_dir
     try:
         token = init_softhsm_token(data_dir, args.label)
     except SoftHsmError as exc:
@@ -229,17 +226,24 @@ def build_parser() -> argparse.ArgumentParser:
     s3_cli.register(subparsers)
     from kms_service.admin import client as admin_cli
     from kms_service.seeding import export
+    from kms_service.serving import healthcheck
 
     admin_cli.register(subparsers)
     export.register(subparsers)
+    healthcheck.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mock-kms`` console script; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The server logs what it does; a command that talks to one prints only its answer (and
+    # the SDK's INFO lines, such as "Found credentials", are not warnings).
+    logging.basicConfig(
+        level=logging.INFO if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -7,7 +7,8 @@
 
 ``GET /metrics`` and ``/_mock-kms/`` are routed to the KMS app ahead of the S3 endpoint that
 shares the port (S3 would read them as a bucket); ``/_mock-kms/`` answers 404 unless
-``MOCK_KMS_DEV_ENDPOINTS=1``.
+``MOCK_KMS_DEV_ENDPOINTS=1``. A virtual-hosted S3 request (``Host: BUCKET.localhost``) always
+goes to S3: its path is an object key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -90,12 +91,22 @@ class OperabilityRouter:
     """WSGI middleware: ``GET /metrics`` and ``/_mock-kms/`` to the KMS Flask app (404 for the
     latter when the developer endpoints are off); everything else to ``downstream``."""
 
-    def __init__(self, downstream: WSGIApplication, flask_app: WSGIApplication, dev: bool) -> None:
+    def __init__(
+        self,
+        downstream: WSGIApplication,
+        flask_app: WSGIApplication,
+        dev: bool,
+        names_bucket: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.downstream = downstream
         self.flask_app = flask_app
         self.dev = dev
+        self.names_bucket = names_bucket
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.names_bucket is not None and self.names_bucket(str(environ.get("HTTP_HOST", ""))):
+            # Virtual-hosted S3 (Host: BUCKET.localhost): the path is an object key.
+            return self.downstream(environ, start_response)
         path = str(environ.get("PATH_INFO", ""))
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             if not self.dev:
@@ -142,7 +153,14 @@ def install(app: Flask, settings: Settings) -> None:
     # Recorded by the wire layer's dispatch, once per KMS request (no generic request hooks).
     app.extensions[RECORD_EXTENSION] = RequestRecorder(metrics, audit, settings.region)
     flask_wsgi: WSGIApplication = partial(Flask.wsgi_app, app)  # the app, unwrapped
-    app.wsgi_app = OperabilityRouter(app.wsgi_app, flask_wsgi, settings.dev_endpoints)  # type: ignore[method-assign]
+    names_bucket = None
+    if settings.s3_enabled:
+        from s3_service.wire import bucket_from_host
+
+        names_bucket = bucket_from_host
+    app.wsgi_app = OperabilityRouter(  # type: ignore[method-assign]
+        app.wsgi_app, flask_wsgi, settings.dev_endpoints, names_bucket
+    )
 
 
 def _metrics_view(metrics: RequestMetrics) -> Response:

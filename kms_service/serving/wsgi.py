@@ -3,8 +3,9 @@
 
 Settings come from the ``MOCK_KMS_*`` environment. Nothing happens at import: the app (its
 SQLite connections, its PKCS#11 session) is built on first use in the process that serves,
-which under gunicorn is a worker after fork (``deploy/gunicorn.conf.py`` builds it in
-``post_fork``). A process forked after building rebuilds its own.
+which under gunicorn is a worker after fork (``deploy/gunicorn.conf.py`` loads
+``loaded_application()``, which builds it at once). A process forked after building rebuilds
+its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from flask import Flask
 
+from kms_service.settings import Settings
+
 
 class LazyApplication:
     """A WSGI callable that builds the real app once per process."""
@@ -25,8 +28,9 @@ class LazyApplication:
         self._pid: int | None = None
         self._lock = threading.Lock()
 
-    def load(self) -> Flask:
-        """The app for this process, built from the environment on first call.
+    def load(self, settings: Settings | None = None) -> Flask:
+        """The app for this process, built on first call from ``settings`` (default: the
+        ``MOCK_KMS_*`` environment).
 
         Raises :class:`~kms_service.domain.errors.ConfigurationError` for bad settings.
         """
@@ -36,9 +40,8 @@ class LazyApplication:
         with self._lock:
             if self._app is None or self._pid != os.getpid():
                 from kms_service.app import create_app
-                from kms_service.settings import Settings
 
-                self._app = create_app(Settings.from_sources().validate())
+                self._app = create_app(settings or Settings.from_sources().validate())
                 self._pid = os.getpid()
             return self._app
 
@@ -47,3 +50,11 @@ class LazyApplication:
 
 
 application = LazyApplication()
+
+
+def loaded_application() -> LazyApplication:
+    """:data:`application`, built now from the environment. gunicorn calls this in each worker
+    after fork (``wsgi_app`` in ``deploy/gunicorn.conf.py``), so that a broken configuration
+    fails the worker's boot, not its first request."""
+    application.load()
+    return application

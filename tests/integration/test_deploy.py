@@ -120,9 +120,9 @@ def test_worker_count_follows_the_cpu_count(monkeypatch: pytest.MonkeyPatch) -> 
     config = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
     expected = max(2, min(2 * multiprocessing.cpu_count() + 1, 16))
     assert config["workers"] == expected
-    assert config["wsgi_app"] == "kms_service.serving.wsgi:application"
+    assert config["wsgi_app"] == "kms_service.serving.wsgi:loaded_application()"
     assert config["preload_app"] is False
-    assert callable(config["post_fork"]) and callable(config["child_exit"])
+    assert callable(config["on_starting"]) and callable(config["child_exit"])
     monkeypatch.setenv("MOCK_KMS_WORKERS", "3")
     assert runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))["workers"] == 3
 
@@ -152,7 +152,7 @@ def test_dockerfile_essentials() -> None:
     env = " ".join(args for word, args in runtime if word == "ENV")
     assert "MOCK_KMS_DATA_DIR=/data" in env and "MOCK_KMS_BIND=0.0.0.0:8080" in env
     (healthcheck,) = [args for word, args in runtime if word == "HEALTHCHECK"]
-    assert "/healthz" in healthcheck
+    assert healthcheck.endswith('CMD ["mock-kms", "healthcheck"]')
     (command,) = [args for word, args in runtime if word == "CMD"]
     assert json.loads(command) == ["gunicorn", "-c", "/app/deploy/gunicorn.conf.py"]
     for word, args in instructions:  # everything copied from the build context exists

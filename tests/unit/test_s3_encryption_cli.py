@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 
 import pytest
 
-from clients.s3_encryption.cli import ProgressBar, _parse_context, register, run
+from clients.s3_encryption.cli import (
+    ProgressBar,
+    Transfer,
+    _parse_context,
+    parse_transfer,
+    register,
+    run,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,7 +28,8 @@ def test_put_arguments_and_handler() -> None:
     args = parser().parse_args(
         ["s3", "put", "b", "k", "f.bin", "--cse-kms", "alias/x", "--context", "a=b=c"]
     )
-    assert (args.s3_command, args.bucket, args.key, args.file) == ("put", "b", "k", "f.bin")
+    assert (args.s3_command, args.arguments) == ("put", ["b", "k", "f.bin"])
+    assert parse_transfer("put", args.arguments) == Transfer("b", "k", "f.bin")
     assert args.cse_kms == "alias/x" and args.cse_key is None
     assert args.format == "v3" and args.part_size == 8 and not args.instruction_file
     assert args.handler is run
@@ -60,3 +69,38 @@ def test_progress_bar_without_a_known_total() -> None:
     bar = ProgressBar(None, "put s3://b/k", io.StringIO())
     bar.update(3 * 1024 * 1024)
     assert bar.render().startswith("put s3://b/k 3.0 MiB ")
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "expected"),
+    [
+        ("put", ["f.bin", "s3://b/k"], Transfer("b", "k", "f.bin")),
+        ("put", ["d/f.bin", "s3://b/some/prefix/"], Transfer("b", "some/prefix/f.bin", "d/f.bin")),
+        ("put", ["dir/f.bin", "s3://b"], Transfer("b", "f.bin", "dir/f.bin")),
+        ("put", ["-", "s3://b/k/v"], Transfer("b", "k/v", "-")),
+        ("get", ["s3://b/a/b.txt", "out"], Transfer("b", "a/b.txt", "out")),
+        ("get", ["b", "k", "out"], Transfer("b", "k", "out")),
+    ],
+)
+def test_aws_cli_style_s3_urls(command: str, arguments: list[str], expected: Transfer) -> None:
+    assert parse_transfer(command, arguments) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "says"),
+    [
+        ("put", ["s3://b/k", "f.bin"], "put FILE s3://BUCKET/KEY"),  # the wrong way round
+        ("get", ["out", "s3://b/k"], "get s3://BUCKET/KEY FILE"),
+        ("put", ["f.bin"], "expected 2 or 3 arguments, got 1"),
+        ("put", ["a", "b", "c", "d"], "expected 2 or 3 arguments, got 4"),
+        ("put", ["f", "s3:///k"], "no bucket"),
+        ("put", ["-", "s3://b/"], "names no object key"),
+        ("get", ["s3://b/k", "s3://c/k"], "get s3://BUCKET/KEY FILE"),
+        ("put", ["", "k", "f"], "must not be empty"),
+    ],
+)
+def test_unusable_addresses_say_which_forms_work(
+    command: str, arguments: list[str], says: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        parse_transfer(command, arguments)
