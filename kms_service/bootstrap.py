@@ -1,6 +1,6 @@
 """The wiring: opens the store and the key backends and builds the services and the
 authenticator for one process. The only place that knows how the parts fit together; the Flask
-factory (:mod:`kms_service.app`), the seed-at-start child and the CLI's preflight all call it.
+factory (:mod:`kms_service.serving.app`), the seed-at-start child and the preflight call it.
 """
 
 from __future__ import annotations

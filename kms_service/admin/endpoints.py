@@ -29,8 +29,8 @@ from kms_service.admin.lifecycle import (
     sweep_due_lifecycle,
     wipe_state,
 )
-from kms_service.admin.shared_settings import SharedSettings
 from kms_service.operations import Services
+from kms_service.operations.shared_settings import SharedSettings
 
 ADMIN_PREFIX = "/_mock-kms"
 admin_blueprint = Blueprint("mock_kms_admin", __name__, url_prefix=ADMIN_PREFIX)

@@ -13,8 +13,8 @@ entry) to the probability of each injectable error, plus optional added latency:
       latency_ms: 100
       latency_probability: 0.1        # 10 % of other calls wait 100 ms
 
-Rules are stored in the database (:mod:`kms_service.admin.shared_settings`), so the admin endpoint
-changes them for every worker, and are applied by the wire layer after a request is
+Rules are stored in the database (:mod:`kms_service.operations.shared_settings`), so the admin
+endpoint changes them for every worker, and are applied by the wire layer after a request is
 authenticated and validated, before its operation runs. Only with ``MOCK_KMS_DEV_ENDPOINTS=1``.
 """
 
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kms_service.admin.shared_settings import FAULTS, SharedSettings
 from kms_service.domain.errors import (
     DependencyTimeoutException,
     KeyUnavailableException,
@@ -36,6 +35,7 @@ from kms_service.domain.errors import (
     KMSInternalException,
     ThrottlingException,
 )
+from kms_service.operations.shared_settings import FAULTS, SharedSettings
 
 #: The errors a rule may inject, with the message each is answered with.
 INJECTABLE: dict[str, tuple[type[KmsError], str]] = {

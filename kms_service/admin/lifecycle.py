@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kms_service.admin.shared_settings import CLOCK_OFFSET, FAULTS, SharedSettings
 from kms_service.operations import Services
 from kms_service.operations.material import destroy_pending_material
 from kms_service.operations.resolve import apply_due_lifecycle
+from kms_service.operations.shared_settings import CLOCK_OFFSET, FAULTS, SharedSettings
 
 
 @dataclass(frozen=True)

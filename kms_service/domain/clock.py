@@ -12,7 +12,7 @@ class Clock:
 
     ``offset_source``, when given, is added on every reading: the offset moved at run time
     (``mock-kms clock advance``), which every worker reads from the database through a
-    short cache (:class:`kms_service.admin.shared_settings.SharedSettings`).
+    short cache (:class:`kms_service.operations.shared_settings.SharedSettings`).
     """
 
     def __init__(

@@ -31,8 +31,8 @@ def reconcile_seed_at_start(settings: Settings) -> SeedReport:
         raise ConfigurationError(f"seed file {exc}") from None
 
     def apply() -> dict[str, Any]:
-        from kms_service.admin.shared_settings import attach_shared_settings
         from kms_service.bootstrap import build_services
+        from kms_service.operations.shared_settings import attach_shared_settings
 
         services = build_services(settings)
         try:

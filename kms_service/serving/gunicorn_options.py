@@ -105,7 +105,7 @@ def gunicorn_options(settings: Settings, *, preflight: bool) -> dict[str, Any]:
     """
 
     def on_starting(server: Any) -> None:
-        from kms_service.serving.cli import preflight as check_and_prepare
+        from kms_service.serving.preflight import preflight as check_and_prepare
 
         try:
             check_and_prepare(settings)

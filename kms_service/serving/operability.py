@@ -24,12 +24,12 @@ from flask import Flask, Response, current_app
 
 from kms_service.admin.endpoints import ADMIN_PREFIX, admin_blueprint
 from kms_service.admin.faults import FaultConfigError, FaultInjector, load_rules_file, rules_to_json
-from kms_service.admin.shared_settings import CLOCK_OFFSET, FAULTS, attach_shared_settings
 from kms_service.domain.errors import ConfigurationError
 from kms_service.observability.audit import AuditLog
 from kms_service.observability.metrics import RequestMetrics, prepare_multiprocess_dir
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import Services
+from kms_service.operations.shared_settings import CLOCK_OFFSET, FAULTS, attach_shared_settings
 from kms_service.settings import Settings
 from kms_service.store import MetadataStore
 

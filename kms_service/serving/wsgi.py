@@ -39,7 +39,7 @@ class LazyApplication:
             return app
         with self._lock:
             if self._app is None or self._pid != os.getpid():
-                from kms_service.app import create_app
+                from kms_service.serving.app import create_app
 
                 self._app = create_app(settings or Settings.from_sources().validate())
                 self._pid = os.getpid()

@@ -215,7 +215,7 @@ def test_wsgi_application_is_lazy() -> None:
     code = (
         "import kms_service.serving.wsgi as w, sys; "
         "assert w.application._app is None; "
-        "assert 'kms_service.app' not in sys.modules; print('ok')"
+        "assert 'kms_service.serving.app' not in sys.modules; print('ok')"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False

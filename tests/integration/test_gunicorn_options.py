@@ -19,7 +19,7 @@ import pytest
 from kms_service.serving.gunicorn_options import gunicorn_options
 from kms_service.serving.server import MockKmsServer
 from kms_service.settings import Settings
-from tests.integration.test_ops7_deploy import DEPLOY, start_gunicorn
+from tests.integration.test_deploy import DEPLOY, start_gunicorn
 from tests.support.server import RunningServer, running_server
 from tests.support.wire import child_pids, clean_env, raw_request, wait_until
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kms_service.admin.shared_settings import CLOCK_OFFSET, SharedSettings
 from kms_service.domain.clock import Clock
+from kms_service.operations.shared_settings import CLOCK_OFFSET, SharedSettings
 from kms_service.store import MetadataStore
 
 
