@@ -71,13 +71,15 @@ def install_console(app: Flask, settings: Settings) -> None:
     from kms_service.console import guard
     from kms_service.console.feed import RequestFeed
     from kms_service.console.safety import load_secrets, state_directory
+    from kms_service.console.sessions import ConsoleSessionInterface
     from kms_service.console.web import console
     from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 
     secrets = load_secrets(settings)
     app.extensions[guard.ACCESS_EXTENSION] = access
     app.extensions[guard.SECRETS_EXTENSION] = secrets
-    app.secret_key = secrets.session_key
+    # Not app.secret_key: see kms_service.console.sessions.
+    app.session_interface = ConsoleSessionInterface(secrets.session_key)
     app.config.update(
         SESSION_COOKIE_NAME="mock_kms_console",
         SESSION_COOKIE_PATH=CONSOLE_PREFIX,

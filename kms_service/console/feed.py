@@ -3,10 +3,12 @@
 Each gunicorn worker's :class:`RequestFeed` is handed the facts of every KMS request by the
 request recorder (:mod:`kms_service.observability.recording`) and only appends a tuple to an
 in-memory deque: no lock, no I/O, no formatting on the request's path. A background thread of
-the worker turns the tuples into the same CloudTrail-shaped events as the audit log
-(:func:`kms_service.observability.audit.build_event`, whose allow-list keeps plaintext, data
-keys and context values out) and appends them, one ``write`` on an ``O_APPEND`` descriptor,
-to ``<data-dir>/console/requests.jsonl``.
+the worker reduces each tuple to a compact JSON line, passing the request through the audit
+log's allow-list (:func:`kms_service.observability.audit.request_parameters`, which keeps
+plaintext, data keys and context values out), and appends the lines, one ``write`` on an
+``O_APPEND`` descriptor, to ``<data-dir>/console/requests.jsonl``. Reading rebuilds the
+audit log's CloudTrail-shaped event (:func:`~kms_service.observability.audit.build_event`)
+from each line.
 
 The ring is two files: when the current one passes :data:`RING_BYTES`, the writer that
 notices renames it to ``requests.jsonl.1`` (replacing the older half) under a file lock, and
@@ -24,13 +26,14 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kms_service.observability.audit import build_event
+from kms_service.observability.audit import _key_arn, build_event, request_parameters
 
 log = logging.getLogger("mock_kms.console")
 
@@ -119,20 +122,17 @@ class RequestFeed:
                 log.error("console feed: write failed, %d events lost: %s", len(lines), exc)
 
     def _line(self, facts: Facts) -> bytes:
+        """One compact ring line: only what the audit event is made of, already filtered by
+        the audit log's allow-list (:func:`request_parameters`); :func:`read_recent` builds
+        the full event from it. Cheaper to write than the event itself, which matters since
+        every request pays it."""
         at, request_id, operation, caller, params, result, error_code, source_ip, agent = facts
-        event = build_event(
-            event_time=at,
-            request_id=request_id,
-            operation=operation,
-            scope=caller,
-            params=params,
-            result=result,
-            error_code=error_code,
-            source_ip=source_ip,
-            user_agent=agent,
-            default_region=self._default_region,
-        )
-        return (_ENCODER.encode({"at": round(at, 6), "event": event}) + "\n").encode()
+        who = None if caller is None else [caller.account_id, caller.region, caller.principal_arn]
+        record = [
+            round(at, 6), request_id, operation, who, _key_arn(params, result, caller),
+            request_parameters(params), error_code, source_ip, agent,
+        ]  # fmt: skip
+        return (_ENCODER.encode(record) + "\n").encode()
 
     def _append(self, data: bytes) -> None:
         fd = self._current_fd()
@@ -246,23 +246,51 @@ def _tail_lines(path: Path, limit: int) -> list[bytes]:
     return [line for line in lines if line]
 
 
-def read_recent(directory: Path, limit: int = 500) -> list[FeedEntry]:
+def read_recent(directory: Path, default_region: str, limit: int = 500) -> list[FeedEntry]:
     """The newest ``limit`` recorded requests of every worker, newest first."""
     path = directory / RING_FILE
     raw = _tail_lines(path.with_name(RING_FILE + ".1"), TAIL_BYTES) + _tail_lines(path, TAIL_BYTES)
-    entries = list(_parse(raw))
+    entries = list(_parse(raw, default_region))
     entries.sort(key=_at, reverse=True)
     return entries[:limit]
 
 
-def _parse(lines: list[bytes]) -> Iterator[FeedEntry]:
+@dataclass(frozen=True)
+class _Caller:
+    account_id: str
+    region: str
+    principal_arn: str
+
+
+#: Event ids are derived from request ids, so a record shows the same id on every read.
+_EVENT_NAMESPACE = uuid.UUID("6f1d1f9e-4a53-4c1e-9a0e-6d6f636b6b6d")
+
+
+def _parse(lines: list[bytes], default_region: str) -> Iterator[FeedEntry]:
+    """Rebuild each line's audit event with the audit log's own :func:`build_event`."""
     for line in lines:
         try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash mid-write
-        if isinstance(record, dict) and isinstance(record.get("event"), dict):
-            yield FeedEntry(float(record.get("at", 0.0)), record["event"])
+            at, request_id, operation, who, arn, logged, error_code, source_ip, agent = json.loads(
+                line
+            )
+            caller = None if who is None else _Caller(*who)
+            event = build_event(
+                event_time=float(at),
+                request_id=str(request_id),
+                operation=str(operation),
+                scope=caller,
+                params=None,
+                result={"KeyId": arn} if arn else None,
+                error_code=error_code,
+                source_ip=source_ip,
+                user_agent=agent,
+                default_region=default_region,
+            )
+        except (ValueError, TypeError):
+            continue  # a line cut by a crash mid-write, or not ours
+        event["requestParameters"] = logged
+        event["eventID"] = str(uuid.uuid5(_EVENT_NAMESPACE, str(request_id)))
+        yield FeedEntry(float(at), event)
 
 
 def _at(entry: FeedEntry) -> float:

@@ -205,7 +205,11 @@ def key_page(account: str, region: str, key_id: str) -> str:
     if key is None:
         abort(404)
     detail = key_detail(svc, key, scope)
-    recent = [e for e in read_recent(state_directory(svc.settings)) if e.key_arn == key.arn]
+    recent = [
+        e
+        for e in read_recent(state_directory(svc.settings), svc.settings.region)
+        if e.key_arn == key.arn
+    ]
     return render_template(
         "key.html",
         scope=scope,
@@ -383,7 +387,8 @@ def _request_filter() -> RequestFilter:
 
 
 def _recent(wanted: RequestFilter) -> list[FeedEntry]:
-    entries = read_recent(state_directory(services().settings), RECENT_LIMIT)
+    settings = services().settings
+    entries = read_recent(state_directory(settings), settings.region, RECENT_LIMIT)
     return [entry for entry in entries if wanted.matches(entry)]
 
 
@@ -422,7 +427,8 @@ def requests_feed() -> Response:
 
 @console.get("/requests/<request_id>")
 def request_page(request_id: str) -> str:
-    for entry in read_recent(state_directory(services().settings), 100_000):
+    settings = services().settings
+    for entry in read_recent(state_directory(settings), settings.region, 100_000):
         if entry.request_id == request_id:
             record = json.dumps(entry.event, indent=2, sort_keys=True)
             return render_template(

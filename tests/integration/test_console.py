@@ -427,8 +427,10 @@ def test_pages_send_a_strict_policy_and_load_no_inline_script(
             html = response.read().decode()
         assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
         assert response.headers["X-Frame-Options"] == "DENY"
-        assert "<script>" not in html and "style=" not in html and "http://" not in html.replace(
-            server.endpoint, ""
+        assert (
+            "<script>" not in html
+            and "style=" not in html
+            and "http://" not in html.replace(server.endpoint, "")
         )
     # The browser reports no CSP violation on the live page (its script is a static file).
     _open(browser, server, "/console/requests")
