@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from backends.base import BACKEND_CODES
 from clients.s3_encryption.errors import TamperedMetadataError, UnknownFormatError
-from clients.s3_encryption.formats import WrapAlgorithm
+from clients.s3_encryption.formats import ContentAlgorithm, WrapAlgorithm
 from clients.s3_encryption.metadata import (
     CONTENT_CIPHER_V3,
     KEY_COMMITMENT_V3,
@@ -29,6 +29,11 @@ from s3_service.envelope import SSE_C, SSE_KMS, SSE_S3, Envelope
 
 SERVER_NAMES = {SSE_S3: "SSE-S3", SSE_KMS: "SSE-KMS", SSE_C: "SSE-C"}
 _BACKEND_NAMES = {code: name for name, code in BACKEND_CODES.items()}
+CONTENT_NAMES = {
+    ContentAlgorithm.AES_GCM: "AES-256-GCM",
+    ContentAlgorithm.AES_GCM_COMMITTING: "AES-256-GCM with key commitment (V3 suite 115)",
+    ContentAlgorithm.AES_CBC: "AES-256-CBC (legacy)",
+}
 #: Hex digits of the SSE-C HMAC shown: enough to tell keys apart, not the whole MAC.
 FINGERPRINT_HEX = 16
 
@@ -50,6 +55,8 @@ class Layer:
     title: str
     detail: str
     where: str
+    #: The key-material version (``KeyMaterialId``) of a KMS key, when known.
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ def _server_layers(envelope: Envelope) -> tuple[str, KmsKeyRef | None, str, tupl
                     "from GenerateDataKey",
                     "stored as a KMS ciphertext blob in the object record",
                 ),
-                Layer("KMS key", f"{key_name}, version {version}", _where(ref)),
+                Layer("KMS key", key_name, _where(ref), version),
             ),
         )
     fingerprint = envelope.customer_hmac.hex()[:FINGERPRINT_HEX]
@@ -216,14 +223,10 @@ def _client_side(metadata: Mapping[str, str]) -> _ClientSide | None:
             (
                 Layer(
                     "Data key",
-                    f"content {envelope.content_algorithm.value}",
+                    f"content: {CONTENT_NAMES[envelope.content_algorithm]}",
                     "in the object's metadata, as a KMS ciphertext blob",
                 ),
-                Layer(
-                    "KMS key",
-                    f"{ref.key_id if ref else 'unknown'}, version {version}",
-                    _where(ref),
-                ),
+                Layer("KMS key", ref.key_id if ref else "unknown", _where(ref), version),
             ),
         )
     kind = "RSA key pair" if "RSA" in wrap.value.upper() else "AES key"
@@ -236,7 +239,7 @@ def _client_side(metadata: Mapping[str, str]) -> _ClientSide | None:
         (
             Layer(
                 "Data key",
-                f"content {envelope.content_algorithm.value}",
+                f"content: {CONTENT_NAMES[envelope.content_algorithm]}",
                 f"in the object's metadata, wrapped with {wrap.value}",
             ),
             Layer("Client's key", kind, "with the client only: never sent to S3 or KMS"),

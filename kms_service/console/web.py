@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,7 @@ console.after_request(guard.add_security_headers)
 console.app_context_processor(guard.template_globals)
 
 RECENT_LIMIT = 500
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
 def _shared() -> SharedSettings:
@@ -97,9 +99,12 @@ def current_scope() -> RequestScope:
         account = fixed_account
     if not (str(account).isdigit() and len(str(account)) == 12):
         account = svc.settings.account_id
+    if not _REGION.match(str(region)):
+        region = svc.settings.region
     session["account"], session["region"] = account, region
-    principal = session.get("principal") or f"arn:aws:iam::{account}:root"
-    return RequestScope(str(account), str(region), str(principal))
+    identity = session.get("identity_arn")
+    principal = identity if isinstance(identity, str) else f"arn:aws:iam::{account}:root"
+    return RequestScope(str(account), str(region), principal)
 
 
 def _scope_for(account: str, region: str) -> RequestScope:
@@ -125,6 +130,8 @@ def sign_in() -> BaseResponse | str:
     session.clear()  # a new session: nothing from before the sign-in carries over
     session["principal"] = principal
     if account:
+        # sigv4: the console acts as this identity, in its account only.
+        session["identity_arn"] = principal
         session["identity_account"] = account
     guard.csrf_token()
     return redirect(_safe_next())
@@ -133,8 +140,8 @@ def sign_in() -> BaseResponse | str:
 def _check_sign_in(mode: str) -> tuple[str | None, str | None]:
     if mode == TOKEN_SIGN_IN:
         if guard.console_secrets().token_matches(request.form.get("token", "")):
-            account = services().settings.account_id
-            return f"arn:aws:iam::{account}:root", None
+            # The token holder acts as the root of whichever account the pages show.
+            return "console token", None
         return None, None
     if mode == SIGV4_SIGN_IN:
         settings = services().settings
@@ -333,12 +340,13 @@ def key_action(account: str, region: str, key_id: str, action: str) -> BaseRespo
             window=request.form.get("window", "30"),
             tag_key=request.form.get("tag_key", ""),
         )
-        return _confirm(chosen.operation, question, request.path)
+        back = url_for("console.key_page", account=account, region=region, key_id=key_id)
+        return _confirm(chosen.operation, question, request.path, back)
     _flash(perform(chosen.operation, params, scope))
     return redirect(url_for("console.key_page", account=account, region=region, key_id=key_id))
 
 
-def _confirm(title: str, question: str, action_url: str) -> str:
+def _confirm(title: str, question: str, action_url: str, cancel_url: str | None = None) -> str:
     """The confirmation page: the same form again, with ``confirmed=yes``."""
     fields = [
         (name, value)
@@ -346,7 +354,12 @@ def _confirm(title: str, question: str, action_url: str) -> str:
         if name not in (guard.CSRF_FIELD, "confirmed")
     ]
     return render_template(
-        "confirm.html", title=title, question=question, action_url=action_url, fields=fields
+        "confirm.html",
+        title=title,
+        question=question,
+        action_url=action_url,
+        cancel_url=cancel_url,
+        fields=fields,
     )
 
 
@@ -441,6 +454,16 @@ def _time_label(at: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@console.app_template_filter("short_datetime")
+def _short_datetime_filter(value: float | None) -> str:
+    """To the minute, for tables (the One-key page shows seconds)."""
+    if value is None:
+        return ""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @console.app_template_filter("datetime")

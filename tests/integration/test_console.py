@@ -129,9 +129,12 @@ def _by(kind: str) -> Any:
 
 
 def _wait(browser: Any, condition: Any, seconds: float = WAIT_SECONDS) -> Any:
+    """Until ``condition`` holds; elements of a page being replaced are retried, not errors."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, seconds).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(browser, seconds, ignored_exceptions=ignored).until(condition)
 
 
 def _click_and_confirm(browser: Any, button_id: str) -> None:
@@ -204,6 +207,18 @@ def test_key_made_through_boto3_is_on_the_page_with_filters(
     _open(browser, server, f"/console/keys?q={key_id[:13]}&alias=boto3-{marker}")
     rows = browser.find_elements(_by("CSS_SELECTOR"), "#keys-table tbody tr[data-key-id]")
     assert [r.get_attribute("data-key-id") for r in rows] == [key_id]
+    # Sorting: a column header toggles ascending and descending order.
+    _open(browser, server, "/console/keys")
+    for direction in ("ascending", "descending"):
+        browser.find_element(_by("LINK_TEXT"), "Key id" if direction == "ascending" else
+                             "Key id ▲").click()  # fmt: skip
+        header = _wait(browser, lambda b: b.find_element(_by("CSS_SELECTOR"), "th[aria-sort]"))
+        assert header.get_attribute("aria-sort") == direction
+        ids = [
+            r.get_attribute("data-key-id")
+            for r in browser.find_elements(_by("CSS_SELECTOR"), "#keys-table tr[data-key-id]")
+        ]
+        assert len(ids) >= 2 and ids == sorted(ids, reverse=direction == "descending")
 
 
 def test_disable_enable_and_rotate_from_the_page(
@@ -437,3 +452,40 @@ def test_pages_send_a_strict_policy_and_load_no_inline_script(
     time.sleep(1.5)
     logs = browser.get_log("browser")
     assert not [entry for entry in logs if "Content Security Policy" in entry.get("message", "")]
+
+
+def test_readme_screenshots(browser: Any, server: RunningServer, artifacts: Path) -> None:
+    """The pictures in the README: a realistic account on the Keys page."""
+    account = "444455556666"
+    kms = boto3.client(
+        "kms",
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=account,
+        aws_secret_access_key="any",
+    )
+    made = {}
+    for name, description in (
+        ("orders", "Order database column encryption"),
+        ("uploads", "S3 uploads (SSE-KMS)"),
+        ("legacy-batch", "Old batch jobs"),
+        ("session-tokens", "Session token sealing"),
+    ):
+        key_id = kms.create_key(
+            Description=description, Tags=[{"TagKey": "team", "TagValue": "payments"}]
+        )["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=f"alias/{name}", TargetKeyId=key_id)
+        made[name] = key_id
+    kms.enable_key_rotation(KeyId=made["orders"], RotationPeriodInDays=365)
+    kms.enable_key_rotation(KeyId=made["uploads"], RotationPeriodInDays=90)
+    kms.rotate_key_on_demand(KeyId=made["uploads"])
+    kms.disable_key(KeyId=made["session-tokens"])
+    kms.schedule_key_deletion(KeyId=made["legacy-batch"], PendingWindowInDays=7)
+    _open(browser, server, f"/console/keys?account={account}&region={REGION}&sort=alias")
+    rows = browser.find_elements(_by("CSS_SELECTOR"), "#keys-table tbody tr[data-key-id]")
+    assert len(rows) == 4
+    states = {r.get_attribute("data-key-id"): r.text for r in rows}
+    assert "PendingDeletion" in states[made["legacy-batch"]]
+    assert "Disabled" in states[made["session-tokens"]]
+    _shot(browser, artifacts, "readme-keys")
+    _open(browser, server, f"/console/keys?account={ACCOUNT}&region={REGION}")

@@ -220,7 +220,7 @@ def _non_loopback_address() -> tuple[str, str]:
                 except OSError:
                     continue
             return address, address
-    return "0.0.0.0", "127.0.0.1"  # noqa: S104 - the point: every interface is not loopback
+    return "0.0.0.0", "127.0.0.1"
 
 
 @contextlib.contextmanager
