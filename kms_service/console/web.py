@@ -580,6 +580,12 @@ def dev_action(action: str) -> BaseResponse | str:
     return redirect(url_for("console.keys"))
 
 
+@console.get("/<path:unknown>")
+def unknown_page(unknown: str) -> BaseResponse:
+    """Anything else under /console/: the console's own 404 page, with its headers."""
+    return guard.refuse(404, "Not found", "There is nothing here.")
+
+
 @console.errorhandler(404)
 def _not_found(_: Exception) -> BaseResponse:
     return guard.refuse(404, "Not found", "There is nothing here.")
