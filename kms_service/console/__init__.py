@@ -70,9 +70,9 @@ def install_console(app: Flask, settings: Settings) -> None:
         return
     from kms_service.console import guard
     from kms_service.console.feed import RequestFeed
+    from kms_service.console.pages import console
     from kms_service.console.safety import load_secrets, state_directory
     from kms_service.console.sessions import ConsoleSessionInterface
-    from kms_service.console.web import console
     from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 
     secrets = load_secrets(settings)
