@@ -13,7 +13,7 @@ key is represented by a prefix of its salted HMAC.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from backends.base import BACKEND_CODES
@@ -21,6 +21,7 @@ from clients.s3_encryption.errors import TamperedMetadataError, UnknownFormatErr
 from clients.s3_encryption.formats import ContentAlgorithm, WrapAlgorithm
 from clients.s3_encryption.metadata import (
     CONTENT_CIPHER_V3,
+    INSTRUCTION_FILE_MARKER,
     KEY_COMMITMENT_V3,
     decode_envelope,
 )
@@ -150,11 +151,38 @@ def _server_layers(envelope: Envelope) -> tuple[str, KmsKeyRef | None, str, tupl
     )
 
 
-def classify(envelope: Envelope, user_metadata: Mapping[str, str]) -> Protection:
+#: Reads the object's instruction file: its parsed body, or None when there is none.
+#: Raises :class:`InstructionFileUnreadable` when it exists but the console cannot read it.
+InstructionLoader = Callable[[], Mapping[str, str] | None]
+
+
+class InstructionFileUnreadable(Exception):
+    """The instruction file exists but is not read (the message says why)."""
+
+
+def _no_instruction_file() -> None:
+    return None
+
+
+def classify(
+    envelope: Envelope,
+    user_metadata: Mapping[str, str],
+    load_instruction_file: InstructionLoader = _no_instruction_file,
+) -> Protection:
     """How the object with stored ``envelope`` and ``x-amz-meta-*`` ``user_metadata`` is
-    protected (see the module docstring)."""
+    protected (see the module docstring). ``load_instruction_file`` is called only when the
+    metadata says the envelope is in an instruction file."""
     at_rest, server_ref, fingerprint, server_layers = _server_layers(envelope)
-    client = _client_side(user_metadata)
+    if INSTRUCTION_FILE_MARKER in {name.lower() for name in user_metadata}:
+        return Protection(
+            mechanism=at_rest,
+            at_rest=at_rest,
+            kms=server_ref,
+            fingerprint=fingerprint,
+            note="an S3 Encryption Client instruction file: the envelope of another object",
+            layers=server_layers,
+        )
+    client = _client_side(user_metadata, load_instruction_file)
     if client is None:
         return Protection(
             mechanism=at_rest,
@@ -184,30 +212,32 @@ class _ClientSide:
     layers: tuple[Layer, ...]
 
 
-def _client_side(metadata: Mapping[str, str]) -> _ClientSide | None:
-    """CSE-KMS or CSE-C from S3 Encryption Client metadata; None when there is none."""
+def _client_side(
+    metadata: Mapping[str, str], load_instruction_file: InstructionLoader
+) -> _ClientSide | None:
+    """CSE-KMS or CSE-C from S3 Encryption Client metadata (and instruction file); None when
+    there is none."""
     lowered = {k.lower(): v for k, v in metadata.items()}
-
-    def no_instruction_file() -> None:
-        return None
-
     try:
-        envelope = decode_envelope(lowered, no_instruction_file)
+        envelope = decode_envelope(lowered, load_instruction_file)
+    except InstructionFileUnreadable as exc:
+        return _ClientSide(
+            "CSE (instruction file)",
+            None,
+            "V3" if CONTENT_CIPHER_V3 in lowered and KEY_COMMITMENT_V3 in lowered else "",
+            "",
+            str(exc),
+            (Layer("Data key", "wrapped, in the instruction file", "<key>.instruction"),),
+        )
     except UnknownFormatError:
-        if CONTENT_CIPHER_V3 in lowered and KEY_COMMITMENT_V3 in lowered:
-            return _ClientSide(
-                "CSE (instruction file)",
-                None,
-                "V3",
-                "",
-                "the wrapped data key is in the <key>.instruction object",
-                (Layer("Data key", "in the instruction file", "<key>.instruction"),),
-            )
         return None
     except TamperedMetadataError as exc:
         return _ClientSide("CSE (unreadable)", None, "", "", f"malformed metadata: {exc}", ())
-    fmt = envelope.version.name
+    fmt = envelope.version.name + (", instruction file" if envelope.from_instruction_file else "")
     wrap = envelope.wrap_algorithm
+    stored_in = (
+        "the instruction file" if envelope.from_instruction_file else "the object's metadata"
+    )
     if wrap in (WrapAlgorithm.KMS_CONTEXT, WrapAlgorithm.KMS):
         ref = kms_reference(envelope.encrypted_data_key)
         if ref is None:
@@ -224,7 +254,7 @@ def _client_side(metadata: Mapping[str, str]) -> _ClientSide | None:
                 Layer(
                     "Data key",
                     f"content: {CONTENT_NAMES[envelope.content_algorithm]}",
-                    "in the object's metadata, as a KMS ciphertext blob",
+                    f"in {stored_in}, as a KMS ciphertext blob",
                 ),
                 Layer("KMS key", ref.key_id if ref else "unknown", _where(ref), version),
             ),
@@ -240,7 +270,7 @@ def _client_side(metadata: Mapping[str, str]) -> _ClientSide | None:
             Layer(
                 "Data key",
                 f"content: {CONTENT_NAMES[envelope.content_algorithm]}",
-                f"in the object's metadata, wrapped with {wrap.value}",
+                f"in {stored_in}, wrapped with {wrap.value}",
             ),
             Layer("Client's key", kind, "with the client only: never sent to S3 or KMS"),
         ),

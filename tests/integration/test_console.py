@@ -23,7 +23,13 @@ import pytest
 from botocore.config import Config
 
 from clients.kms import KmsClient
-from clients.s3_encryption import AesGcmKeyring, EncryptingS3Client, KmsKeyring
+from clients.s3_encryption import (
+    AesGcmKeyring,
+    EncryptingS3Client,
+    FormatVersion,
+    KmsKeyring,
+    MetadataStorage,
+)
 from tests.conftest import require_in_ci
 from tests.support.server import RunningServer, running_server
 
@@ -317,6 +323,14 @@ def test_each_of_the_five_mechanisms_is_named_with_its_key_and_version(
     EncryptingS3Client(s3, AesGcmKeyring(os.urandom(32))).put_object(
         Bucket=bucket, Key="cse-c.txt", Body=b"six"
     )
+    # Envelopes kept in instruction files (<key>.instruction), V2 and V3.
+    for version in (FormatVersion.V2, FormatVersion.V3):
+        EncryptingS3Client(
+            s3,
+            KmsKeyring(thin, cse_key),
+            format_version=version,
+            metadata_storage=MetadataStorage.INSTRUCTION_FILE,
+        ).put_object(Bucket=bucket, Key=f"cse-kms-{version.name}-file.txt", Body=b"seven")
     _open(browser, server, "/console/s3")
     assert bucket in browser.find_element(_by("ID"), "buckets-table").text
     _shot(browser, artifacts, "s3")
@@ -339,6 +353,9 @@ def test_each_of_the_five_mechanisms_is_named_with_its_key_and_version(
     assert customer_key.hex()[:16] not in browser.page_source
     assert seen["cse-kms.txt"] == ("CSE-KMS", cse_key, cse_version)
     assert seen["cse-c.txt"][0] == "CSE-C"
+    for version in ("V2", "V3"):
+        assert seen[f"cse-kms-{version}-file.txt"] == ("CSE-KMS", cse_key, cse_version)
+        assert seen[f"cse-kms-{version}-file.txt.instruction"][0] == "SSE-S3"
     # The envelope of the object written before the rotation names the older version.
     _open(browser, server, f"/console/s3/{bucket}/object?key=sse-kms-v1.txt")
     assert first_version in browser.find_element(_by("ID"), "kms-version").text
@@ -355,6 +372,8 @@ def test_each_of_the_five_mechanisms_is_named_with_its_key_and_version(
     assert browser.find_element(_by("ID"), "mechanism").text == "CSE-KMS"
     assert cse_version in browser.find_element(_by("ID"), "kms-version").text
     _shot(browser, artifacts, "object-cse-kms")
+    _open(browser, server, f"/console/s3/{bucket}/object?key=cse-kms-V2-file.txt")
+    assert "instruction file" in browser.find_element(_by("ID"), "envelope").text
     _open(browser, server, f"/console/s3/{bucket}/object?key=cse-c.txt")
     assert "with the client only" in browser.find_element(_by("ID"), "envelope").text
     _shot(browser, artifacts, "object-cse-c")

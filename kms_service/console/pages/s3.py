@@ -19,7 +19,7 @@ from kms_service.console.blueprint import (
 from kms_service.console.keys import (
     find_key,
 )
-from kms_service.console.protection import classify
+from kms_service.console.s3_objects import object_protection
 
 
 # --- S3 -------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def bucket_page(bucket: str) -> str:
             stored = s3.store.get_object(bucket, listed.key)
         except S3Error:
             continue  # deleted since it was listed
-        protection = classify(stored.envelope, stored.attributes.metadata)
+        protection = object_protection(s3, record, stored)
         objects.append((stored, protection))
     return render_template("bucket.html", scope=scope, bucket=record, objects=objects)
 
@@ -75,7 +75,7 @@ def object_page(bucket: str) -> str:
         abort(404)
     if record.account_id != scope.account_id:
         abort(404)
-    protection = classify(stored.envelope, stored.attributes.metadata)
+    protection = object_protection(s3, record, stored)
     current_version = None
     if protection.kms is not None:
         key = find_key(services(), scope.account_id, scope.region, protection.kms.key_id)
