@@ -146,8 +146,7 @@ def _wait(browser: Any, condition: Any, seconds: float = WAIT_SECONDS) -> Any:
 def _click_and_confirm(browser: Any, button_id: str) -> None:
     """Press an action button, then the confirmation page's Confirm."""
     browser.find_element(_by("ID"), button_id).click()
-    _wait(browser, lambda b: b.find_elements(_by("ID"), "confirm"))
-    browser.find_element(_by("ID"), "confirm").click()
+    _wait(browser, lambda b: b.find_element(_by("ID"), "confirm")).click()
     _wait(browser, lambda b: not b.find_elements(_by("ID"), "confirm"))
 
 
@@ -389,19 +388,15 @@ def test_clock_advance_from_the_page_shows_the_offset_everywhere(
     field.clear()
     field.send_keys("91d")
     browser.find_element(_by("CSS_SELECTOR"), ".dev form button").click()
-    _wait(browser, lambda b: b.find_elements(_by("ID"), "confirm"))
-    browser.find_element(_by("ID"), "confirm").click()
+    _wait(browser, lambda b: b.find_element(_by("ID"), "confirm")).click()
     _wait(browser, lambda b: "Clock advanced" in _flash(b))
     assert "+91.00 days" in browser.find_element(_by("ID"), "clock-offset").text
     rotations = kms.list_key_rotations(KeyId=key_id)["Rotations"]
     assert [r["RotationType"] for r in rotations] == ["AUTOMATIC"]
     _open(browser, server, "/console/requests")
     assert "+91.00 days" in browser.find_element(_by("ID"), "clock-offset").text
-    for form in browser.find_elements(_by("CSS_SELECTOR"), ".dev form"):
-        if "Reset the clock" in form.text:
-            form.find_element(_by("TAG_NAME"), "button").click()
-            break
-    browser.find_element(_by("ID"), "confirm").click()
+    browser.find_element(_by("XPATH"), "//footer//button[text()='Reset the clock']").click()
+    _wait(browser, lambda b: b.find_element(_by("ID"), "confirm")).click()
     _wait(browser, lambda b: "real time" in b.find_element(_by("ID"), "clock-offset").text)
 
 

@@ -34,7 +34,7 @@ from kms_service.console.keys import (
 )
 from kms_service.console.safety import state_directory
 from kms_service.domain.key_states import KeyState
-from kms_service.wire.schemas import KEY_SPECS, KEY_USAGES
+from kms_service.wire.schemas import KEY_SPECS, KEY_USAGES, ORIGINS
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -99,6 +99,18 @@ def creatable_specs() -> list[str]:
     return [spec for spec in KEY_SPECS if spec in supported]
 
 
+def creatable_origins() -> list[str]:
+    """``AWS_KMS``, and ``EXTERNAL`` (key material imported later) when the default backend
+    declares it can unwrap imported material."""
+    svc = services()
+    capabilities = svc.backend(svc.default_backend).capabilities
+    return [
+        origin
+        for origin in ORIGINS
+        if origin == "AWS_KMS" or (origin == "EXTERNAL" and capabilities.wrapping_algorithms)
+    ]
+
+
 @console.get("/keys/new")
 def new_key() -> str:
     return render_template(
@@ -106,6 +118,7 @@ def new_key() -> str:
         scope=current_scope(),
         specs=creatable_specs(),
         usages=KEY_USAGES,
+        origins=creatable_origins(),
     )
 
 
@@ -119,6 +132,8 @@ def create_key() -> BaseResponse | str:
     }
     if form.get("key_usage"):
         params["KeyUsage"] = form["key_usage"]
+    if form.get("origin") and form["origin"] != "AWS_KMS":
+        params["Origin"] = form["origin"]
     if form.get("multi_region") == "yes":
         params["MultiRegion"] = True
     tag_key = form.get("tag_key", "").strip()
