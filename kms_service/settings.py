@@ -74,6 +74,11 @@ class Settings:
     audit_log: str | None = None
     #: Fault-injection rules loaded at start (needs dev_endpoints).
     faults_file: Path | None = None
+    # --- web console (kms_service.console, docs/console.md) ---------------------------------
+    #: ``auto`` (on when bound to a loopback address), ``on`` or ``off``.
+    console: str = "auto"
+    #: The console's sign-in token when it needs one; None: a fresh one printed at start.
+    console_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_sources(
@@ -127,6 +132,9 @@ class Settings:
             "audit_log": pick("audit_log", "MOCK_KMS_AUDIT_LOG"),
             "faults_file": pick("faults_file", "MOCK_KMS_FAULTS_FILE"),
         }
+        # Web console (kms_service.console): kept apart from the table above.
+        raw["console"] = pick("console", "MOCK_KMS_CONSOLE")
+        raw["console_token"] = pick("console_token", "MOCK_KMS_CONSOLE_TOKEN")
         values: dict[str, Any] = {}
         for name, value in raw.items():
             if value is None:
@@ -212,7 +220,14 @@ class Settings:
                 f"got {self.on_demand_rotation_limit}"
             )
         self._validate_tls_and_s3()
+        self._validate_console()
         return self
+
+    def _validate_console(self) -> None:
+        """``console`` is normalised by :func:`console_mode`; reject anything else."""
+        console_mode(self.console)
+        if self.console_token is not None and len(self.console_token) < 16:
+            raise ConfigurationError("MOCK_KMS_CONSOLE_TOKEN must be at least 16 characters long")
 
     def _validate_tls_and_s3(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -225,6 +240,19 @@ class Settings:
                 "--s3-kms-endpoint/MOCK_KMS_S3_KMS_ENDPOINT must be http(s)://HOST[:PORT], "
                 f"got {self.s3_kms_endpoint!r}"
             )
+
+
+def console_mode(value: str) -> str:
+    """``auto``, ``on`` or ``off`` for a ``--console``/``MOCK_KMS_CONSOLE`` value (the
+    boolean words count as on and off). Raises :class:`ConfigurationError`."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return text
+    if text in _TRUE:
+        return "on"
+    if text in _FALSE:
+        return "off"
+    raise ConfigurationError(f"--console/MOCK_KMS_CONSOLE must be auto, on or off, got {value!r}")
 
 
 def _boolean(name: str, value: Any) -> bool:

@@ -18,6 +18,7 @@ from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
 
+    from kms_service.console.feed import RequestFeed
     from kms_service.observability.metrics import RequestMetrics
 
 #: The ``app.extensions`` key of the :class:`RequestRecorder` that ``dispatch`` calls.
@@ -33,6 +34,11 @@ class RequestRecorder:
         self._observe = metrics.observe
         self._audit = audit
         self._default_region = default_region
+        self._feed: RequestFeed | None = None
+
+    def attach_feed(self, feed: RequestFeed) -> None:
+        """Also hand every request to the web console's feed (kms_service.console.feed)."""
+        self._feed = feed
 
     def __call__(
         self,
@@ -54,6 +60,12 @@ class RequestRecorder:
         # metrics' label set.
         operation = name if name in OPERATIONS or name in KNOWN_UNIMPLEMENTED else "Unknown"
         self._observe(operation, error_code, seconds)
+        feed = self._feed
+        if feed is not None:
+            feed.record(
+                request_id, operation, caller, params, result, error_code, req.remote_addr,
+                req.headers.get("User-Agent"),
+            )  # fmt: skip
         audit = self._audit
         if audit is None:
             return

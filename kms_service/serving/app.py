@@ -28,4 +28,8 @@ def create_app(settings: Settings) -> Flask:
 
         mount_s3(app, settings)
     install(app, settings)  # metrics, audit, faults, dev endpoints: wraps app.wsgi_app last
+    # The web console at /console/ (docs/console.md): routed ahead of everything above.
+    from kms_service.console import install_console
+
+    install_console(app, settings)
     return app

@@ -73,6 +73,12 @@ def _serve_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--faults-file", help="fault-injection rules, YAML/JSON (MOCK_KMS_FAULTS_FILE)"
     )
+    # Web console (kms_service.console, docs/console.md).
+    serve.add_argument(
+        "--console",
+        help="web console at /console/: auto (on for a loopback bind), on or off "
+        "(MOCK_KMS_CONSOLE, auto)",
+    )
     serve.set_defaults(handler=serve_command)
 
 
@@ -87,6 +93,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "seed", "dev_endpoints", "audit_log", "faults_file",
         )
     }  # fmt: skip
+    options["console"] = getattr(args, "console", None)  # web console (kms_service.console)
     return Settings.from_sources(options).validate()
 
 

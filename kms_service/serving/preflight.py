@@ -44,6 +44,10 @@ def preflight(settings: Settings) -> None:
     from kms_service.serving.operability import prepare
 
     prepare(settings)  # metrics directory, fault rules, seed (before any worker forks)
+    # Web console: a fresh sign-in token per start, printed once (kms_service.console).
+    from kms_service.console.safety import prepare_console
+
+    prepare_console(settings)
 
 
 def check_software_keystore(settings: Settings, root_key: bytes) -> None:
