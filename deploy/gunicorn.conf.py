@@ -41,7 +41,7 @@ workers = (
     if os.environ.get("MOCK_KMS_WORKERS")
     else _default_workers()
 )
-worker_class = "gthread"
+worker_class = "kms_service.serving.http_errors.AwsErrorWorker"  # gthread, AWS-shaped errors
 threads = _settings.threads
 keepalive = 75
 timeout = 60

@@ -60,7 +60,7 @@ class MockKmsServer(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": [self.settings.bind],
             "workers": self.settings.workers,
-            "worker_class": "gthread",
+            "worker_class": "kms_service.serving.http_errors.AwsErrorWorker",
             "threads": self.settings.threads,
             "keepalive": 75,
             "timeout": 60,

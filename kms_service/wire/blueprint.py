@@ -77,8 +77,10 @@ def healthz() -> Response:
     )
 
 
-@blueprint.post("/", defaults={"path": ""})
-@blueprint.post("/<path:path>")
+# No automatic OPTIONS answer (Flask's is an empty text/html 200): KMS has no CORS preflight,
+# so OPTIONS is a method the endpoint does not allow, answered as one.
+@blueprint.post("/", defaults={"path": ""}, provide_automatic_options=False)
+@blueprint.post("/<path:path>", provide_automatic_options=False)
 def dispatch(path: str) -> Response:
     """Answer one KMS request (any path, as botocore posts to the endpoint URL's path)."""
     started = perf_counter()
