@@ -96,8 +96,10 @@ def dispatch(path: str) -> Response:
     result: dict[str, Any] | None = None
     error: KmsError | None = None
     try:
-        name = operation_name(environ.get("HTTP_X_AMZ_TARGET"))
+        # The body first, even for a target that names no operation: an answer that leaves
+        # request bytes unread can reach the client as a reset connection instead.
         raw = read_body(environ, app.config["MAX_CONTENT_LENGTH"])
+        name = operation_name(environ.get("HTTP_X_AMZ_TARGET"))
         authenticator: Authenticator = extensions["mock_kms.authenticator"]
         # Signatures are checked against real time (the default): the movable clock (dev
         # endpoints) moves key lifecycles, not the clients' signing clocks.

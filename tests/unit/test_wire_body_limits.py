@@ -13,6 +13,7 @@ from kms_service.domain.errors import SerializationException
 from kms_service.wire.protocol import MAX_JSON_DEPTH, nesting_exceeds, parse_body, read_body
 from kms_service.wire.schemas import SCHEMAS
 from kms_service.wire.validation import load_request
+from tests.support.hostile import Path, member_positions, placed
 
 
 def nested(depth: int, kind: str = "list") -> Any:
@@ -53,32 +54,10 @@ def test_many_brackets_in_strings_are_not_nesting() -> None:
     assert parse_body(json.dumps(body).encode()) == body
 
 
-def member_positions() -> list[tuple[str, list[str | int]]]:
-    """Every (operation, path) a value can take: each member, and each member of a nested
-    structure or of a list of structures."""
-    positions: list[tuple[str, list[str | int]]] = []
-    for operation, schema in SCHEMAS.items():
-        for name, field in schema().fields.items():
-            positions.append((operation, [name]))
-            inner = getattr(field, "schema", None) or getattr(field, "member", None)
-            if isinstance(inner, type):
-                prefix: list[str | int] = [name] if hasattr(field, "schema") else [name, 0]
-                positions += [(operation, [*prefix, sub]) for sub in inner().fields]
-    return positions
-
-
-def placed(path: list[str | int], value: Any) -> dict[str, Any]:
-    """The request body with ``value`` at ``path`` (an int step is a list's first item)."""
-    for step in reversed(path):
-        value = [value] if isinstance(step, int) else {step: value}
-    body: dict[str, Any] = value
-    return body
-
-
-@pytest.mark.parametrize(("operation", "path"), member_positions())
-def test_deep_value_in_every_member_is_a_serialization_error(
-    operation: str, path: list[str | int]
-) -> None:
+@pytest.mark.parametrize(
+    ("operation", "path"), [(operation, path) for operation, path, _ in member_positions()]
+)
+def test_deep_value_in_every_member_is_a_serialization_error(operation: str, path: Path) -> None:
     """Through the same two steps as a request (parse, then load): 400, never a 500."""
     body = placed(path, nested(600))
     raw = json.dumps(body).encode()
