@@ -6,7 +6,9 @@ own. :class:`AwsErrorWorker`, the threaded worker with :meth:`~AwsErrorWorker.ha
 replaced, answers in the words of the service the request was meant for instead:
 
 * KMS: ``{"__type": ..., "message": ...}`` with ``x-amzn-RequestId`` and
-  ``X-Amzn-ErrorType``, as :mod:`kms_service.wire` writes every other KMS error;
+  ``X-Amzn-ErrorType``, as :mod:`kms_service.wire` writes every other KMS error
+  (``MalformedHttpRequestException``, ``RequestEntityTooLargeException``: the errors AWS
+  lists as common to every service);
 * S3: ``<Error><Code/><Message/><RequestId/>...</Error>`` with ``x-amz-request-id``, as
   :mod:`s3_service.wire` writes every other S3 error.
 
@@ -16,9 +18,9 @@ JSON ``POST`` without a query) whenever gunicorn got as far as the headers. When
 inside the header section only the request line is known, so the fallback reads that: a
 ``POST`` without a query string is a KMS call (every AWS SDK posts KMS requests so, and S3
 posts only to sub-resources with a query); anything else is S3, as is a request whose
-request line itself could not be read. The decision depends on the
-request alone, never on whether this server mounts S3 (``--no-s3``): the answer is in the
-dialect the client speaks.
+request line itself could not be read. The decision depends on the request alone, never on
+whether this server mounts S3 (``--no-s3``): the answer is in the dialect the client speaks.
+docs/http-errors.md has the whole table.
 
 The worker is named by its import path (``worker_class``) in both ways of starting the
 server: ``mock-kms serve`` and ``deploy/gunicorn.conf.py``.
@@ -43,8 +45,8 @@ from kms_service.domain.errors import (
     AccessDeniedException,
     KmsError,
     KMSInternalException,
+    MalformedHttpRequestException,
     RequestEntityTooLargeException,
-    SerializationException,
 )
 from kms_service.wire import protocol
 from s3_service import errors as s3_errors
@@ -217,7 +219,7 @@ def kms_error(refusal: Refusal, message: str, request_id: str) -> KmsError:
     if refusal is Refusal.INTERNAL:
         return KMSInternalException(f"An internal error occurred (request id {request_id}).")
     # Malformed HTTP and unsupported transfer codings alike: the request cannot be read.
-    return SerializationException(message)
+    return MalformedHttpRequestException(message)
 
 
 def s3_error(refusal: Refusal, message: str, request_id: str) -> s3_errors.S3Error:

@@ -10,6 +10,7 @@ from typing import Any
 
 from kms_service.domain.errors import (
     KmsError,
+    MalformedHttpRequestException,
     RequestEntityTooLargeException,
     SerializationException,
     UnknownOperationException,
@@ -53,8 +54,8 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     A body declared longer than ``limit`` is not read; a chunked body (no Content-Length) is
     read up to ``limit`` plus one byte, never cut silently. Raises
     :class:`RequestEntityTooLargeException` in both cases, and
-    :class:`SerializationException` for a body the server cannot read to its end (malformed
-    chunked framing, a client that stops sending early).
+    :class:`MalformedHttpRequestException` for a body the server cannot read to its end
+    (malformed chunked framing, a client that stops sending early).
     """
     stream = environ.get("wsgi.input")
     if stream is None:
@@ -88,7 +89,7 @@ def _read(stream: Any, size: int) -> bytes:
     try:
         data: bytes = stream.read(size)
     except Exception:  # noqa: BLE001 - each server raises its own; all mean an unreadable body
-        raise SerializationException("The request body could not be read.") from None
+        raise MalformedHttpRequestException("The request body could not be read.") from None
     return data
 
 

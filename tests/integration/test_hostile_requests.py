@@ -381,7 +381,7 @@ def test_the_issue_examples(server: RunningServer) -> None:
         ],
         b"{}",
     )
-    send(server, "headers", kms_twice, KMS, kms_type=SERIALIZATION)
+    send(server, "headers", kms_twice, KMS, kms_type="MalformedHttpRequestException")
     s3_twice = http_request(
         b"PUT", b"/hostile/k", [(b"Content-Type", b"a"), (b"Content-Type", b"b")], b"x"
     )

@@ -143,18 +143,18 @@ def test_kms_response_shape() -> None:
     status, headers, body = split(error_response(KMS, Refusal.MALFORMED, "Bad header.", head))
     assert status == 400
     assert headers["Content-Type"] == "application/x-amz-json-1.1"
-    assert headers["X-Amzn-ErrorType"] == "SerializationException"
+    assert headers["X-Amzn-ErrorType"] == "MalformedHttpRequestException"
     assert len(headers["x-amzn-RequestId"]) == 36
     assert headers["Connection"] == "close"
     assert int(headers["Content-Length"]) == len(body)
-    assert json.loads(body) == {"__type": "SerializationException", "message": "Bad header."}
+    assert json.loads(body) == {"__type": "MalformedHttpRequestException", "message": "Bad header."}
 
 
 @pytest.mark.parametrize(
     ("refusal", "status", "error_type"),
     [
         (Refusal.TOO_LARGE, 413, "RequestEntityTooLargeException"),
-        (Refusal.UNSUPPORTED, 400, "SerializationException"),
+        (Refusal.UNSUPPORTED, 400, "MalformedHttpRequestException"),
         (Refusal.FORBIDDEN, 400, "AccessDeniedException"),
         (Refusal.INTERNAL, 500, "KMSInternalException"),
     ],

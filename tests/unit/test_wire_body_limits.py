@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kms_service.domain.errors import SerializationException
+from kms_service.domain.errors import MalformedHttpRequestException, SerializationException
 from kms_service.wire.protocol import MAX_JSON_DEPTH, nesting_exceeds, parse_body, read_body
 from kms_service.wire.schemas import SCHEMAS
 from kms_service.wire.validation import load_request
@@ -77,13 +77,13 @@ class _FailingStream:
     "error", [OSError("No more data"), ValueError("Invalid chunk size"), RuntimeError("x")]
 )
 @pytest.mark.parametrize("chunked", [False, True])
-def test_unreadable_body_is_a_serialization_error(error: Exception, chunked: bool) -> None:
+def test_unreadable_body_is_a_malformed_http_request(error: Exception, chunked: bool) -> None:
     environ: dict[str, Any] = {"wsgi.input": _FailingStream(error)}
     if chunked:
         environ["wsgi.input_terminated"] = True
     else:
         environ["CONTENT_LENGTH"] = "10"
-    with pytest.raises(SerializationException, match="could not be read"):
+    with pytest.raises(MalformedHttpRequestException, match="could not be read"):
         read_body(environ, 1024)
 
 
