@@ -15,8 +15,15 @@ bodies and encodings for KMS and S3; S3 paths with odd methods, queries and head
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
+import subprocess
+import sys
+import time
+import urllib.error
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,8 +47,9 @@ from tests.support.hostile import (
     shape_of,
 )
 from tests.support.s3 import kms_client, s3_client
-from tests.support.server import RunningServer, running_server
+from tests.support.server import RunningServer, free_port, running_server
 
+ROOT = Path(__file__).resolve().parents[2]
 TALLY = Tally()
 POSITIONS = member_positions()
 BUCKET = "hostile"
@@ -640,6 +648,44 @@ def test_s3_odd_methods_everywhere(server: RunningServer) -> None:
     for method in ODD_METHODS:
         for path in S3_PATHS:
             send(server, "s3-path", http_request(method, path, [], b""), S3)
+
+
+# --- the other way to start the server ------------------------------------------------------
+def test_deploy_config_answers_aws_shaped_too(tmp_path: Path) -> None:
+    """``gunicorn -c deploy/gunicorn.conf.py`` runs the same worker: gunicorn's refusals are
+    AWS-shaped there as well."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCK_KMS_")}
+    env.update(
+        MOCK_KMS_BIND=f"127.0.0.1:{port}", MOCK_KMS_DATA_DIR=str(tmp_path / "data"),
+        MOCK_KMS_WORKERS="1",
+    )  # fmt: skip
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            [str(gunicorn), "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    deployed = RunningServer(process, port, tmp_path / "data", log_path, env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, deployed.log()
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                if deployed.health().get("status") == "ok":
+                    break
+            time.sleep(0.1)
+        twice = [(b"X-Amz-Target", b"TrentService.ListKeys"), (b"Content-Type", KMS_CT)] * 2
+        malformed = "MalformedHttpRequestException"
+        send(deployed, "deploy", http_request(b"POST", b"/", twice, b"{}"), KMS, kms_type=malformed)
+        s3_twice = [(b"Content-Type", b"a"), (b"Content-Type", b"b")]
+        send(deployed, "deploy", http_request(b"PUT", b"/b/k", s3_twice, b"x"), S3)
+        deep = kms_request("TrentService.CreateKey", deep_body(("Tags",), 800, "list"))
+        send(deployed, "deploy", deep, KMS, kms_type=SERIALIZATION)
+        assert "AwsErrorWorker" in deployed.log()
+    finally:
+        deployed.stop()
 
 
 # --- afterwards -------------------------------------------------------------------------------
