@@ -235,12 +235,18 @@ def s3_error(refusal: Refusal, message: str, request_id: str) -> s3_errors.S3Err
     return s3_errors.invalid_request(message)
 
 
-def error_response(service: str, refusal: Refusal, message: str, head: RequestHead | None) -> bytes:
+def new_request_id(service: str) -> str:
+    """A request id in the form ``service`` uses (a UUID for KMS, 16 hex digits for S3)."""
+    return protocol.new_request_id() if service == KMS else s3_wire.new_request_id()
+
+
+def error_response(
+    service: str, refusal: Refusal, message: str, head: RequestHead | None, request_id: str
+) -> bytes:
     """The whole HTTP/1.1 response (status line, headers, body) for a refused request, which
     always closes the connection: where the next request would start is unknown. A ``HEAD``
     request's answer has the headers only, as every HEAD answer."""
     if service == KMS:
-        request_id = protocol.new_request_id()
         error = kms_error(refusal, message, request_id)
         status = error.status
         body = protocol.encode_error(error)
@@ -250,7 +256,6 @@ def error_response(service: str, refusal: Refusal, message: str, head: RequestHe
             ("Content-Type", protocol.CONTENT_TYPE),
         ]
     else:
-        request_id = s3_wire.new_request_id()
         s3 = s3_error(refusal, message, request_id)
         status = s3.status
         base = s3_wire.base_headers(request_id)
@@ -296,13 +301,18 @@ class AwsErrorWorker(ThreadWorker):  # type: ignore[misc]
         refusal, message = classify(exc)
         head = RequestHead.from_gunicorn(req)
         service = service_for(head)
+        request_id = new_request_id(service)
         if refusal is Refusal.INTERNAL:
+            # Internals stay in the log, under the id the client sees.
             self.log.exception(
-                "Error handling request %s %s", head and head.method, head and head.path
+                "request %s: error handling %s %s",
+                request_id,
+                head and head.method,
+                head and head.path,
             )
         else:
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
-        response = error_response(service, refusal, message, head)
+        response = error_response(service, refusal, message, head, request_id)
         if req is not None:
             self._log_access(req, client, addr, response, started)
         try:

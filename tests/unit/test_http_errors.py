@@ -22,6 +22,7 @@ from kms_service.serving.http_errors import (
     RequestHead,
     classify,
     error_response,
+    new_request_id,
     request_being_parsed,
     service_for,
     shown,
@@ -140,7 +141,9 @@ def test_shown_echoes_only_a_safe_prefix() -> None:
 # --- the response written ---------------------------------------------------------------------
 def test_kms_response_shape() -> None:
     head = RequestHead("POST", "/", "", ())
-    status, headers, body = split(error_response(KMS, Refusal.MALFORMED, "Bad header.", head))
+    status, headers, body = split(
+        error_response(KMS, Refusal.MALFORMED, "Bad header.", head, new_request_id(KMS))
+    )
     assert status == 400
     assert headers["Content-Type"] == "application/x-amz-json-1.1"
     assert headers["X-Amzn-ErrorType"] == "MalformedHttpRequestException"
@@ -160,7 +163,7 @@ def test_kms_response_shape() -> None:
     ],
 )
 def test_kms_error_per_refusal(refusal: Refusal, status: int, error_type: str) -> None:
-    got_status, headers, body = split(error_response(KMS, refusal, "m", None))
+    got_status, headers, body = split(error_response(KMS, refusal, "m", None, "rid"))
     decoded: dict[str, Any] = json.loads(body)
     assert (got_status, decoded["__type"], headers["X-Amzn-ErrorType"]) == (
         status,
@@ -182,7 +185,9 @@ def test_kms_error_per_refusal(refusal: Refusal, status: int, error_type: str) -
 )
 def test_s3_response_shape(refusal: Refusal, status: int, code: str) -> None:
     head = RequestHead("PUT", "/bucket/key", "", ())
-    got_status, headers, body = split(error_response(S3, refusal, "Bad header.", head))
+    got_status, headers, body = split(
+        error_response(S3, refusal, "Bad header.", head, new_request_id(S3))
+    )
     assert got_status == status
     assert headers["Content-Type"] == "application/xml"
     assert headers["Connection"] == "close"
@@ -196,9 +201,23 @@ def test_s3_response_shape(refusal: Refusal, status: int, code: str) -> None:
 
 def test_head_request_gets_headers_only() -> None:
     head = RequestHead("HEAD", "/bucket/key", "", ())
-    status, headers, body = split(error_response(S3, Refusal.MALFORMED, "m", head))
+    status, headers, body = split(error_response(S3, Refusal.MALFORMED, "m", head, "RID"))
     assert (status, body) == (400, b"")
     assert int(headers["Content-Length"]) > 0
+
+
+def test_internal_error_names_the_request_id() -> None:
+    _, _, body = split(error_response(KMS, Refusal.INTERNAL, "", None, "rid-1"))
+    assert json.loads(body)["message"] == "An internal error occurred (request id rid-1)."
+    _, headers, body = split(error_response(S3, Refusal.INTERNAL, "", None, "RID2"))
+    assert "RID2" in (ET.fromstring(body).findtext("Message") or "")
+    assert headers["x-amz-request-id"] == "RID2"
+
+
+def test_request_ids_in_each_services_form() -> None:
+    assert len(new_request_id(KMS)) == 36 and new_request_id(KMS).count("-") == 4
+    s3_id = new_request_id(S3)
+    assert len(s3_id) == 16 and s3_id == s3_id.upper()
 
 
 def test_worker_class_path_names_the_worker() -> None:
