@@ -108,7 +108,7 @@ def test_deep_nesting_in_every_member(server: RunningServer, kind: str) -> None:
         )
 
 
-@hypothesis_settings(300)
+@hypothesis_settings(200)
 @given(
     position=st.sampled_from(POSITIONS),
     depth=st.integers(min_value=65, max_value=5000),
@@ -191,7 +191,7 @@ def wrong_typed_requests(draw: st.DrawFn) -> bytes:
     )
 
 
-@hypothesis_settings(400)
+@hypothesis_settings(300)
 @given(request=wrong_typed_requests())
 def test_wrong_types_property(server: RunningServer, request: bytes) -> None:
     send(server, "wrong-type", request, KMS, kms_type=SERIALIZATION)
