@@ -238,8 +238,9 @@ class RequestBody:
 def _read(stream: BinaryIO, size: int) -> bytes:
     try:
         return stream.read(size)
-    except OSError:
-        # The client went away mid-body (gunicorn raises NoMoreData, an IOError).
+    except Exception:  # noqa: BLE001 - each server raises its own; all mean an incomplete body
+        # The client went away mid-body (gunicorn raises NoMoreData, an IOError) or framed it
+        # badly (gunicorn's chunked-encoding parse errors): either way the body is incomplete.
         raise errors.incomplete_body() from None
 
 

@@ -10,14 +10,28 @@ from __future__ import annotations
 
 class S3Error(Exception):
     """An AWS-shaped S3 error: HTTP ``status``, error ``code``, ``message`` and any extra
-    elements AWS adds to the ``<Error>`` body (``BucketName``, ``Key``, ``ArgumentName``...)."""
+    elements AWS adds to the ``<Error>`` body (``BucketName``, ``Key``, ``ArgumentName``...).
 
-    def __init__(self, status: int, code: str, message: str, **details: str) -> None:
+    The message is never empty, as S3's never is: clients rely on it (the AWS CLI fails with
+    ``argument of type 'NoneType' is not iterable`` on ``<Message />``), so an empty one, such
+    as a KMS error passed through without a message, is replaced by :func:`default_message`.
+    """
+
+    def __init__(self, status: int, code: str, message: str | None, **details: str) -> None:
+        message = message if message and message.strip() else default_message(code)
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+
+
+def default_message(code: str) -> str:
+    """The message of an error that came without one (``KMS.InvalidCiphertextException``
+    from a KMS that, like AWS's, sends that error with no message)."""
+    if code.startswith("KMS."):
+        return f"The KMS request failed with {code[4:]}."
+    return f"The request failed with {code}."
 
 
 # --- buckets ------------------------------------------------------------------------------
@@ -251,6 +265,26 @@ def method_not_allowed(method: str, resource: str) -> S3Error:
     )
 
 
+def header_not_implemented(header: str) -> S3Error:
+    """S3's answer to a header it does not implement (``Transfer-Encoding: gzip``)."""
+    return S3Error(
+        501,
+        "NotImplemented",
+        "A header you provided implies functionality that is not implemented",
+        Header=header,
+    )
+
+
+def request_header_section_too_large() -> S3Error:
+    """A request line or header section over the HTTP layer's limits."""
+    return S3Error(
+        400,
+        "RequestHeaderSectionTooLarge",
+        "The request header and query parameters used to make the request exceed the maximum "
+        "allowed size.",
+    )
+
+
 def not_implemented(what: str) -> S3Error:
     return S3Error(
         501,
@@ -411,8 +445,9 @@ def sse_kms_context_arn_mismatch(expected: str) -> S3Error:
     )
 
 
-def kms_error(code: str, message: str) -> S3Error:
-    """A KMS failure as S3 surfaces it: 400 ``KMS.<Name>`` with the KMS's message."""
+def kms_error(code: str, message: str | None) -> S3Error:
+    """A KMS failure as S3 surfaces it: 400 ``KMS.<Name>`` with the KMS's message (or, when
+    the KMS sent none, :func:`default_message`)."""
     return S3Error(400, f"KMS.{code}", message)
 
 

@@ -7,6 +7,7 @@ any kind) and caps the size; S3 never sends or needs a DOCTYPE.
 from __future__ import annotations
 
 import datetime
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
@@ -51,11 +52,25 @@ def text_document(root: str, value: str) -> bytes:
     return body
 
 
+#: What XML 1.0 cannot carry at all, even escaped: control characters other than tab, line
+#: feed and carriage return, surrogates, U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def error_document(error: S3Error, resource: str, request_id: str, host_id: str) -> bytes:
-    """S3's ``<Error>`` body (no namespace, as AWS sends it)."""
-    children: list[Child] = [("Code", error.code), ("Message", error.message)]
-    children.extend(error.details.items())
-    children.extend([("Resource", resource), ("RequestId", request_id), ("HostId", host_id)])
+    """S3's ``<Error>`` body (no namespace, as AWS sends it). A request's own path or key
+    echoed in it (``Resource``, ``Key``) loses the characters XML cannot carry, so that the
+    document always parses."""
+    children: list[Child] = [("Code", error.code), ("Message", xml_safe(error.message))]
+    children.extend((name, xml_safe(value)) for name, value in error.details.items())
+    children.extend(
+        [("Resource", xml_safe(resource)), ("RequestId", request_id), ("HostId", host_id)]
+    )
     return document("Error", children, namespace=False)
 
 

@@ -50,6 +50,11 @@ class RequestEntityTooLargeException(KmsError):
     status = 413
 
 
+class MalformedHttpRequestException(KmsError):
+    """A request unreadable at the HTTP level (bad framing or headers): one of the errors
+    common to every AWS service (docs/http-errors.md)."""
+
+
 # --- Authentication errors (SigV4) ---------------------------------------------------------
 class MissingAuthenticationTokenException(KmsError):
     pass

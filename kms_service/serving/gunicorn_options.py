@@ -28,8 +28,9 @@ from kms_service.settings import Settings
 
 EXIT_CONFIGURATION = 2
 REUSE_PORT = hasattr(socket, "SO_REUSEPORT")
-#: The worker class; an error-page handler for gunicorn's own HTTP errors plugs in here.
-WORKER_CLASS = "gthread"
+#: gunicorn's threaded worker, with gunicorn's own HTTP refusals answered AWS-shaped
+#: (docs/http-errors.md); a string, so the master never imports the worker's module.
+WORKER_CLASS = "kms_service.serving.http_errors.AwsErrorWorker"
 #: Built when each worker loads it, after fork (``mock-kms serve`` builds the same object).
 WSGI_APP = "kms_service.serving.wsgi:loaded_application()"
 log = logging.getLogger("mock_kms.server")

@@ -77,8 +77,10 @@ def healthz() -> Response:
     )
 
 
-@blueprint.post("/", defaults={"path": ""})
-@blueprint.post("/<path:path>")
+# No automatic OPTIONS answer (Flask's is an empty text/html 200): KMS has no CORS preflight,
+# so OPTIONS is a method the endpoint does not allow, answered as one.
+@blueprint.post("/", defaults={"path": ""}, provide_automatic_options=False)
+@blueprint.post("/<path:path>", provide_automatic_options=False)
 def dispatch(path: str) -> Response:
     """Answer one KMS request (any path, as botocore posts to the endpoint URL's path)."""
     started = perf_counter()
@@ -94,8 +96,10 @@ def dispatch(path: str) -> Response:
     result: dict[str, Any] | None = None
     error: KmsError | None = None
     try:
-        name = operation_name(environ.get("HTTP_X_AMZ_TARGET"))
+        # The body first, even for a target that names no operation: an answer that leaves
+        # request bytes unread can reach the client as a reset connection instead.
         raw = read_body(environ, app.config["MAX_CONTENT_LENGTH"])
+        name = operation_name(environ.get("HTTP_X_AMZ_TARGET"))
         authenticator: Authenticator = extensions["mock_kms.authenticator"]
         # Signatures are checked against real time (the default): the movable clock (dev
         # endpoints) moves key lifecycles, not the clients' signing clocks.

@@ -10,6 +10,7 @@ from typing import Any
 
 from kms_service.domain.errors import (
     KmsError,
+    MalformedHttpRequestException,
     RequestEntityTooLargeException,
     SerializationException,
     UnknownOperationException,
@@ -21,6 +22,11 @@ TARGET_PREFIX = "TrentService."
 # on every call that passes any option.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: The deepest nesting of JSON arrays and objects a request body may have. The deepest KMS
+#: request member is three levels down (``{"Tags": [{"TagKey": ...}]}``); the limit leaves
+#: room for members newer SDKs add, and keeps every recursive walk of the body (dropping nulls,
+#: marshmallow's nested schemas) far below Python's recursion limit, whatever the member.
+MAX_JSON_DEPTH = 64
 
 
 def operation_name(target: str | None) -> str:
@@ -47,7 +53,9 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
 
     A body declared longer than ``limit`` is not read; a chunked body (no Content-Length) is
     read up to ``limit`` plus one byte, never cut silently. Raises
-    :class:`RequestEntityTooLargeException` in both cases.
+    :class:`RequestEntityTooLargeException` in both cases, and
+    :class:`MalformedHttpRequestException` for a body the server cannot read to its end
+    (malformed chunked framing, a client that stops sending early).
     """
     stream = environ.get("wsgi.input")
     if stream is None:
@@ -58,7 +66,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         # to its end without a length.
         if not environ.get("wsgi.input_terminated"):
             return b""
-        raw: bytes = stream.read(limit + 1)
+        raw = _read(stream, limit + 1)
         if len(raw) > limit:
             raise too_large_error(limit)
         return raw
@@ -68,8 +76,21 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         length = 0  # as werkzeug: a malformed length reads nothing
     if length > limit:
         raise too_large_error(limit)
-    body: bytes = stream.read(length) if length else b""
-    return body
+    return _read(stream, length) if length else b""
+
+
+def _read(stream: Any, size: int) -> bytes:
+    """``stream.read(size)``, with every failure of the input stream reported as the caller's.
+
+    What the server's input raises depends on the server (gunicorn: ``NoMoreData``, an
+    ``IOError``, for a client gone mid-body; its own parse errors for bad chunked framing), so
+    any exception here means the client's bytes could not be read as a body.
+    """
+    try:
+        data: bytes = stream.read(size)
+    except Exception:  # noqa: BLE001 - each server raises its own; all mean an unreadable body
+        raise MalformedHttpRequestException("The request body could not be read.") from None
+    return data
 
 
 def too_large_error(limit: int) -> RequestEntityTooLargeException:
@@ -80,7 +101,8 @@ def too_large_error(limit: int) -> RequestEntityTooLargeException:
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The JSON object in a request body (empty means ``{}``).
 
-    Raises :class:`SerializationException` for anything that is not a JSON object.
+    Raises :class:`SerializationException` for anything that is not a JSON object, and for
+    arrays and objects nested deeper than :data:`MAX_JSON_DEPTH`.
     """
     if not raw.strip():
         return {}
@@ -91,6 +113,12 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise SerializationException("Request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise SerializationException("Request body must be a JSON object.")
+    # Counting brackets (in C) first spares the walk for nearly every body: fewer brackets
+    # than the limit, in strings or not, cannot nest past it.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nesting_exceeds(body, MAX_JSON_DEPTH):
+        raise SerializationException(
+            f"Request body is nested more than {MAX_JSON_DEPTH} levels deep."
+        )
     if _SURROGATE_ESCAPE.search(raw) is not None:
         # A lone "\ud800" escape decodes to a str that cannot be encoded as UTF-8 (SQLite,
         # the context encoding); a valid pair decodes to one code point and passes.
@@ -99,6 +127,26 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         except UnicodeEncodeError:
             raise SerializationException("Request body is not valid JSON.") from None
     return body
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests arrays and objects more than ``limit`` levels deep.
+
+    The top-level object is level 1. Walks with an explicit stack, never recursion, so any
+    depth json.loads accepted is measured safely; stops at the first container too deep.
+    """
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 def _to_wire(value: Any) -> Any:
