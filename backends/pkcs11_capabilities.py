@@ -126,9 +126,9 @@ def capabilities_for(features: TokenFeatures) -> BackendCapabilities:
     wrapping: set[str] = set()
     wrapping_specs: set[str] = set()
 
-    rsa_specs = {
-        spec for spec, bits in RSA_BITS.items() if bits <= features.rsa_max_bits
-    } & _if(features.has(Mechanism.RSA_PKCS_KEY_PAIR_GEN), set(RSA_BITS))
+    rsa_specs = {spec for spec, bits in RSA_BITS.items() if bits <= features.rsa_max_bits} & _if(
+        features.has(Mechanism.RSA_PKCS_KEY_PAIR_GEN), set(RSA_BITS)
+    )
     specs |= rsa_specs
     if rsa_specs:
         if features.has(Mechanism.RSA_PKCS):
@@ -201,7 +201,9 @@ def _probe_oaep_sha256(session: Any, features: TokenFeatures) -> bool:
         secret = os.urandom(16)
         param = oaep_param("SHA_256")
         with contextlib.suppress(*_REFUSALS):
-            encrypted = public.encrypt(secret, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param)
+            encrypted = public.encrypt(
+                secret, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param
+            )
             decrypted = private.decrypt(
                 encrypted, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param
             )
@@ -218,7 +220,9 @@ def _probe_eddsa_prehash(session: Any, features: TokenFeatures) -> bool:
     try:
         digest = hashlib.sha512(b"mock-kms probe").digest()
         with contextlib.suppress(*_REFUSALS):
-            prehashed = private.sign(digest, mechanism=Mechanism.EDDSA, mechanism_param=(True, None))
+            prehashed = private.sign(
+                digest, mechanism=Mechanism.EDDSA, mechanism_param=(True, None)
+            )
             pure = private.sign(digest, mechanism=Mechanism.EDDSA)
             # EdDSA is deterministic: a token that ignores the prehash flag signs the digest
             # as a message and gives the pure signature.

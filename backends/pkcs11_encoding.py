@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from asn1crypto.core import ObjectIdentifier, OctetString
+from asn1crypto.core import ObjectIdentifier, OctetString  # type: ignore[import-untyped]
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -142,8 +142,8 @@ def oaep_decode(block: bytes, modulus_bytes: int, hash_name: str) -> bytes:
     first = block[0]
     masked_seed = block[1 : 1 + h_len]
     masked_db = block[1 + h_len :]
-    seed = bytes(a ^ b for a, b in zip(masked_seed, _mgf1(algorithm, masked_db, h_len)))
-    db = bytes(a ^ b for a, b in zip(masked_db, _mgf1(algorithm, seed, len(masked_db))))
+    seed = _xor(masked_seed, _mgf1(algorithm, masked_db, h_len))
+    db = _xor(masked_db, _mgf1(algorithm, seed, len(masked_db)))
     label_ok = hmac.compare_digest(db[:h_len], algorithm(b"").digest())
     # Find the 0x01 after the zero padding without stopping early.
     separator = 0
@@ -161,6 +161,10 @@ def oaep_decode(block: bytes, modulus_bytes: int, hash_name: str) -> bytes:
     if not valid:
         raise DecryptionFailedError()
     return db[separator + 1 :]
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(left, right, strict=True))
 
 
 def _mgf1(algorithm: Callable[[bytes], Any], seed: bytes, length: int) -> bytes:

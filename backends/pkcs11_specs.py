@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import MGF, KeyType, Mechanism
 
 from backends.base import UnsupportedMechanismError
+from backends.key_specs import HMAC_SPECS, RSA_SPECS
 
 
 class MaterialKind(StrEnum):
@@ -43,9 +44,11 @@ _CURVES: dict[str, ec.EllipticCurve] = {
     "ECC_SECG_P256K1": ec.SECP256K1(),
 }
 
-RSA_BITS: dict[str, int] = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
-#: HMAC key specs and the length, in bytes, of the keys AWS generates for them.
-HMAC_KEY_BYTES: dict[str, int] = {"HMAC_224": 28, "HMAC_256": 32, "HMAC_384": 48, "HMAC_512": 64}
+RSA_BITS: dict[str, int] = dict(RSA_SPECS)
+#: HMAC key specs and the length, in bytes, of the keys AWS generates for them (the shortest
+#: AWS imports), and the longest AWS imports.
+HMAC_KEY_BYTES: dict[str, int] = {spec: row[2] for spec, row in HMAC_SPECS.items()}
+HMAC_MAX_IMPORT_BYTES: dict[str, int] = {spec: row[3] for spec, row in HMAC_SPECS.items()}
 SYMMETRIC_KEY_BYTES = 32
 
 
@@ -221,3 +224,11 @@ def oaep_param(hash_name: str) -> tuple[Mechanism, MGF, None]:
     """python-pkcs11's ``CK_RSA_PKCS_OAEP_PARAMS``: hash, MGF1 with the same hash, no label."""
     info = HASHES[hash_name]
     return (info.mechanism, info.mgf, None)
+
+
+def rsa_spec_for_bits(bits: int) -> str | None:
+    """The RSA key spec of a modulus size, or ``None``."""
+    for spec, size in RSA_BITS.items():
+        if size == bits:
+            return spec
+    return None
