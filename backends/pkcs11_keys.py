@@ -475,6 +475,11 @@ class Unwrapper:
         template = dict(target.template)
         if store:
             template |= {Attribute.ID: key_id, Attribute.LABEL: label}
+            # SoftHSM 2.6.1 sets CKA_ID and CKA_LABEL after creating the unwrapped object and
+            # then refuses them on a non-modifiable one (AttributeReadOnly). Leaving it
+            # modifiable costs nothing that matters: PKCS#11 forbids turning SENSITIVE off
+            # or EXTRACTABLE on again.
+            template.pop(Attribute.MODIFIABLE, None)
         target = _Target(target.object_class, target.key_type, target.capabilities, template)
         key = self._unwrap_with(
             self._ephemeral if self._ephemeral is not None else self.wrapping_key,
@@ -522,6 +527,10 @@ class Unwrapper:
                 )
             except _KEY_LENGTH_REFUSALS:
                 raise rejected from None
+            if self._ephemeral is None:
+                # No wrapped length to bound it: tell 32 bytes from 16 or 24 with a generic
+                # copy, which SoftHSM refuses for HMAC-SHA256 when shorter than 32 bytes.
+                self._check_generic_copy(rejected)
         else:
             shortest = HMAC_KEY_BYTES[self.spec_name]
             longest = HMAC_MAX_IMPORT_BYTES[self.spec_name]
@@ -536,6 +545,27 @@ class Unwrapper:
             padded = len(self._wrapped_key) - 8
             if not (shortest + 7) // 8 * 8 <= padded <= (longest + 7) // 8 * 8:
                 raise rejected
+
+    def _check_generic_copy(self, rejected: MaterialRejectedError) -> None:
+        copy = self._unwrap_with(
+            self.wrapping_key,
+            self._wrapped_key,
+            _Target(
+                ObjectClass.SECRET_KEY,
+                KeyType.GENERIC_SECRET,
+                MechanismFlag.SIGN,
+                dict(SECRET_TEMPLATE),
+            ),
+            mechanism=Mechanism.RSA_PKCS_OAEP,
+            param=oaep_param(OAEP_HASHES[self.algorithm]),
+        )
+        try:
+            copy.sign(b"length check", mechanism=HASHES["SHA_256"].hmac_mechanism)
+        except _KEY_LENGTH_REFUSALS:
+            raise rejected from None
+        finally:
+            with contextlib.suppress(pkcs11.PKCS11Error):
+                copy.destroy()
 
     def same_as(self, existing: TokenMaterial, candidate: TokenMaterial) -> bool:
         """Whether ``candidate`` is the material ``existing`` holds, compared in the token."""
