@@ -196,7 +196,10 @@ _REFUSALS = (pkcs11.PKCS11Error,)
 def _probe_oaep_sha256(session: Any, features: TokenFeatures) -> bool:
     if not features.has(Mechanism.RSA_PKCS_KEY_PAIR_GEN, Mechanism.RSA_PKCS_OAEP):
         return False
-    public, private = session.generate_keypair(KeyType.RSA, 2048, store=False)
+    try:
+        public, private = session.generate_keypair(KeyType.RSA, 2048, store=False)
+    except _REFUSALS:
+        return False
     try:
         secret = os.urandom(16)
         param = oaep_param("SHA_256")
@@ -216,7 +219,10 @@ def _probe_oaep_sha256(session: Any, features: TokenFeatures) -> bool:
 def _probe_eddsa_prehash(session: Any, features: TokenFeatures) -> bool:
     if not features.has(Mechanism.EC_EDWARDS_KEY_PAIR_GEN, Mechanism.EDDSA):
         return False
-    public, private = _edwards_keypair(session)
+    try:
+        public, private = _edwards_keypair(session)
+    except _REFUSALS:
+        return False
     try:
         digest = hashlib.sha512(b"mock-kms probe").digest()
         with contextlib.suppress(*_REFUSALS):
@@ -255,15 +261,10 @@ def _probe_ed25519_unwrap(session: Any, features: TokenFeatures) -> bool:
         return False
     # A throwaway key wrapped under a throwaway key: nothing here is ever used again.
     wrapping_value = os.urandom(32)
-    wrapping_key = session.create_object(
-        {
-            Attribute.CLASS: ObjectClass.SECRET_KEY,
-            Attribute.KEY_TYPE: KeyType.AES,
-            Attribute.VALUE: wrapping_value,
-            Attribute.TOKEN: False,
-            Attribute.UNWRAP: True,
-        }
-    )
+    try:
+        wrapping_key = _aes_session_key(session, wrapping_value)
+    except _REFUSALS:
+        return False
     try:
         pkcs8 = ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.DER,
@@ -282,10 +283,29 @@ def _probe_ed25519_unwrap(session: Any, features: TokenFeatures) -> bool:
             )
         except _REFUSALS:
             return False
-        _destroy(unwrapped)
+        try:
+            # The public key of an imported pair comes from the private object; Ed25519
+            # cannot be worked out in the token otherwise.
+            unwrapped[Attribute.EC_POINT]
+        except _REFUSALS:
+            return False
+        finally:
+            _destroy(unwrapped)
         return True
     finally:
         _destroy(wrapping_key)
+
+
+def _aes_session_key(session: Any, value: bytes) -> Any:
+    return session.create_object(
+        {
+            Attribute.CLASS: ObjectClass.SECRET_KEY,
+            Attribute.KEY_TYPE: KeyType.AES,
+            Attribute.VALUE: value,
+            Attribute.TOKEN: False,
+            Attribute.UNWRAP: True,
+        }
+    )
 
 
 def _edwards_keypair(session: Any) -> tuple[Any, Any]:
