@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kms_service.operations import aliases, crypto, keys, policy, rotation, tags
+from kms_service.operations import (
+    aliases,
+    crypto,
+    data_key_pairs,
+    key_agreement,
+    keys,
+    mac,
+    policy,
+    rotation,
+    signing,
+    tags,
+)
 from kms_service.operations.context import RequestScope, Services
 
 Operation = Callable[[Services, RequestScope, dict[str, Any]], dict[str, Any] | None]
@@ -45,6 +56,14 @@ OPERATIONS: dict[str, Operation] = {
     "GetKeyPolicy": policy.get_key_policy,
     "PutKeyPolicy": policy.put_key_policy,
     "ListKeyPolicies": policy.list_key_policies,
+    "Sign": signing.sign,
+    "Verify": signing.verify,
+    "GetPublicKey": signing.get_public_key,
+    "GenerateMac": mac.generate_mac,
+    "VerifyMac": mac.verify_mac,
+    "DeriveSharedSecret": key_agreement.derive_shared_secret,
+    "GenerateDataKeyPair": data_key_pairs.generate_data_key_pair,
+    "GenerateDataKeyPairWithoutPlaintext": data_key_pairs.generate_data_key_pair_without_plaintext,
 }
 
 #: Operations of the AWS KMS API that mock-kms knows but does not implement (yet): answered
@@ -57,26 +76,18 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "CreateGrant",
         "DeleteCustomKeyStore",
         "DeleteImportedKeyMaterial",
-        "DeriveSharedSecret",
         "DescribeCustomKeyStores",
         "DisconnectCustomKeyStore",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "GenerateMac",
         "GetKeyLastUsage",
         "GetParametersForImport",
-        "GetPublicKey",
         "ImportKeyMaterial",
         "ListGrants",
         "ListRetirableGrants",
         "ReplicateKey",
         "RetireGrant",
         "RevokeGrant",
-        "Sign",
         "UpdateCustomKeyStore",
         "UpdatePrimaryRegion",
-        "Verify",
-        "VerifyMac",
         "Encapsulate",
         "Decapsulate",
     }

@@ -11,6 +11,7 @@ from kms_service.domain.errors import (
     KmsError,
     KMSInvalidStateException,
     LimitExceededException,
+    UnsupportedOperationException,
 )
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
@@ -34,6 +35,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
     """Turn automatic rotation on, or change its period (the schedule moves with it)."""
     period = int(request.get("RotationPeriodInDays") or DEFAULT_PERIOD_DAYS)
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
@@ -53,6 +55,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
 
 def disable_key_rotation(services: Services, scope: RequestScope, request: Request) -> None:
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
@@ -65,6 +68,7 @@ def disable_key_rotation(services: Services, scope: RequestScope, request: Reque
 def get_key_rotation_status(services: Services, scope: RequestScope, request: Request) -> Response:
     """Works in every state; a key pending deletion reports rotation off, as on AWS."""
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     enabled = key.rotation_enabled and key.state != KeyState.PENDING_DELETION
     response: Response = {"KeyId": key.arn, "KeyRotationEnabled": enabled}
     if enabled:
@@ -76,6 +80,7 @@ def get_key_rotation_status(services: Services, scope: RequestScope, request: Re
 def rotate_key_on_demand(services: Services, scope: RequestScope, request: Request) -> Response:
     """New current material now; the automatic schedule is left as it was."""
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     require_customer_managed(key)
     require_state(key, allow=(KeyState.ENABLED,))
     limit = services.settings.on_demand_rotation_limit
@@ -95,6 +100,13 @@ def rotate_key_on_demand(services: Services, scope: RequestScope, request: Reque
             services.backend(key.backend).destroy_material(material_id)
         raise
     return {"KeyId": key.arn}
+
+
+def require_symmetric_encryption_key(key: KeyRecord) -> None:
+    """Rotation is for symmetric encryption keys only: AWS refuses asymmetric and HMAC keys
+    with a message-less UnsupportedOperationException (docs/key-types.md)."""
+    if key.key_spec != "SYMMETRIC_DEFAULT":
+        raise UnsupportedOperationException()
 
 
 def _check_rotation_limit(key: KeyRecord, limit: int) -> None:
