@@ -473,9 +473,15 @@ class Pkcs11Backend:
                             return
                         stored = unwrapper.unwrap(store=True, key_id=key_id, label=label)
                         if spec.kind not in (MaterialKind.AES, MaterialKind.HMAC):
-                            stored.public = create_public_object(
-                                login.session, stored, key_id, label
-                            )
+                            try:
+                                stored.public = create_public_object(
+                                    login.session, stored, key_id, label
+                                )
+                            except BaseException:
+                                # Never leave half a pair: a retry must find nothing.
+                                with contextlib.suppress(pkcs11.PKCS11Error):
+                                    stored.key.destroy()
+                                raise
                         login.keys[material_id] = stored
                 finally:
                     with contextlib.suppress(pkcs11.PKCS11Error):
