@@ -16,7 +16,9 @@ import hmac
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -878,3 +880,100 @@ def test_a_new_process_finds_and_uses_every_kind(subject: Subject) -> None:
     assert bytes.fromhex(answer["mac"]) == subject.backend.generate_mac(
         hmac_id, "HMAC_SHA_256", b"after restart"
     )
+
+
+# --- Threads and processes -----------------------------------------------------------------
+
+
+def test_several_threads_sign_and_mac_at_once(subject: Subject) -> None:
+    ec_id, hmac_id = subject.material("ECC_NIST_P256"), subject.material("HMAC_256")
+    public = public_key_of(subject, ec_id)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    expected_mac = subject.backend.generate_mac(hmac_id, "HMAC_SHA_256", b"threads")
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for round_number in range(25):
+                message = f"{threading.get_ident()}:{round_number}".encode()
+                signature = sign_message(subject, ec_id, "ECDSA_SHA_256", message)
+                public.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+                mac = subject.backend.generate_mac(hmac_id, "HMAC_SHA_256", b"threads")
+                assert mac == expected_mac
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+
+
+OTHER_PROCESS_PROGRAM = """
+import json, sys
+from pathlib import Path
+request = json.load(sys.stdin)
+config = request["config"]
+if config["kind"] == "software":
+    from backends.software import SoftwareBackend
+    backend = SoftwareBackend(Path(config["data_dir"]), bytes.fromhex(config["root_key"]))
+else:
+    from backends.pkcs11 import Pkcs11Backend
+    backend = Pkcs11Backend.open(config["module"], config["label"], None,
+                                 Path(config["pin_file"]), Path(config["lock_dir"]))
+answer = {}
+if request["action"] == "create":
+    backend.create_material(request["material_id"], request["key_spec"])
+    answer["public_key"] = backend.public_key(request["material_id"]).hex()
+else:
+    backend.destroy_material(request["material_id"])
+backend.close()
+print(json.dumps(answer))
+"""
+
+
+def in_other_process(subject: Subject, action: str, material_id: str, key_spec: str = "") -> Any:
+    return run_python(
+        OTHER_PROCESS_PROGRAM,
+        {
+            "config": subject.config,
+            "action": action,
+            "material_id": material_id,
+            "key_spec": key_spec,
+        },
+    )
+
+
+def test_processes_creating_one_id_at_once_end_up_with_one_pair(subject: Subject) -> None:
+    material_id = material()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(
+            pool.map(
+                lambda _: in_other_process(subject, "create", material_id, "ECC_NIST_P256"),
+                range(3),
+            )
+        )
+
+    public_keys = {answer["public_key"] for answer in answers}
+    assert public_keys == {subject.backend.public_key(material_id).hex()}
+    if subject.kind == "pkcs11":
+        assert sorted(item["class"] for item in token_objects(subject, material_id)) == [2, 3]
+
+
+def test_material_destroyed_by_another_process_is_gone_here(subject: Subject) -> None:
+    if subject.kind == "software":
+        # The software keystore keeps opened private keys per process (the service's key
+        # state, shared by every worker, is what stops a deleted key from being used).
+        pytest.skip("the software keystore caches opened keys per process")
+    material_id = material()
+    subject.backend.create_material(material_id, "ECC_NIST_P256")
+    sign_message(subject, material_id, "ECDSA_SHA_256", b"cached here")
+
+    in_other_process(subject, "destroy", material_id)
+
+    with pytest.raises(MaterialNotFoundError):
+        sign_message(subject, material_id, "ECDSA_SHA_256", b"after the other process")
