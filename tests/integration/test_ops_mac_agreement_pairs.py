@@ -259,3 +259,11 @@ def test_recipient_is_refused(kms: KmsClient) -> None:
             KeyId=agreement["KeyId"], KeyAgreementAlgorithm="ECDH",
             PublicKey=_spki(ec.generate_private_key(ec.SECP256R1())), Recipient=recipient,
         )  # fmt: skip
+
+
+def test_data_key_pair_ml_kem_is_not_supported(kms: KmsClient) -> None:
+    key = create_key(kms)
+    with expect_error(
+        "UnsupportedOperationException", "KeyPairSpec ML_KEM_768 is not supported by mock-kms."
+    ):
+        kms.generate_data_key_pair(KeyId=key["KeyId"], KeyPairSpec="ML_KEM_768")
