@@ -1,9 +1,13 @@
-"""PKCS#11 key backend: every key material is an AES-256 object inside an HSM token.
+"""PKCS#11 key backend: every key material is an object (or a key pair) inside an HSM token.
 
-Nothing outside the token ever sees key material: keys are generated in the token (token
-object, ``SENSITIVE``, never ``EXTRACTABLE``, ``PRIVATE``), AES-GCM runs in the token, and so
-does the random generator. Each material id maps to one key whose ``CKA_ID`` is the 32 bytes
-of the id and whose ``CKA_LABEL`` is ``mock-kms:<id>``, so it is found again after a restart.
+Nothing outside the token ever sees private or secret key material: keys are generated in the
+token (token objects, ``SENSITIVE``, never ``EXTRACTABLE``, ``PRIVATE``) or unwrapped into it,
+and AES-GCM, signing, RSA decryption, HMAC, ECDH and the random generator run in the token.
+Each material id maps to one secret key or one key pair whose ``CKA_ID`` is the 32 bytes of
+the id and whose ``CKA_LABEL`` is ``mock-kms:<id>``, so it is found again after a restart.
+What the token serves is probed once when the backend is opened
+(:mod:`backends.pkcs11_capabilities`); the key kinds themselves are in
+:mod:`backends.pkcs11_keys`, and ``docs/pkcs11-key-kinds.md`` says what runs where.
 
 The rules below were measured with SoftHSM 2.6.1 and python-pkcs11 0.10.1 (docs/formats.md):
 
@@ -49,11 +53,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pkcs11
-from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11 import Attribute, GCMParams, Mechanism, ObjectClass
 
 from backends.base import (
     NONCE_SIZE,
-    SYMMETRIC_ONLY,
     TAG_SIZE,
     BackendCapabilities,
     BackendError,
@@ -61,8 +64,28 @@ from backends.base import (
     BackendUnavailableError,
     DecryptionFailedError,
     MaterialNotFoundError,
-    SymmetricOnlyOperations,
+    MaterialRejectedError,
+    UnsupportedMechanismError,
 )
+from backends.pkcs11_capabilities import TokenFeatures, capabilities_for, probe_token
+from backends.pkcs11_keys import (
+    KEY_LABEL_PREFIX,
+    WRAPPING_ID_PREFIX,
+    WRAPPING_LABEL_PREFIX,
+    TokenMaterial,
+    Unwrapper,
+    create_public_object,
+    find_objects,
+    generate,
+    generate_wrapping_key,
+    material_from_objects,
+    public_key_der,
+)
+from backends.pkcs11_keys import decrypt_oaep as _decrypt_oaep
+from backends.pkcs11_keys import derive_shared_secret as _derive_shared_secret
+from backends.pkcs11_keys import generate_mac as _generate_mac
+from backends.pkcs11_keys import sign as _sign
+from backends.pkcs11_specs import MaterialKind, key_spec_info
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +97,6 @@ LOCK_TIMEOUT_SECONDS = 30.0
 HEALTH_LOCK_TIMEOUT_SECONDS = 5.0
 #: Longest the configuration check in a child process may take.
 CHECK_TIMEOUT_SECONDS = 60.0
-KEY_LABEL_PREFIX = "mock-kms:"
 TAG_BITS = TAG_SIZE * 8
 
 _MATERIAL_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -109,7 +131,9 @@ class _TokenLogin:
     token: Any = None
     session: Any = None
     generation: int = -1
-    keys: dict[str, _KeyObject] = field(default_factory=dict)
+    keys: dict[str, TokenMaterial] = field(default_factory=dict)
+    #: Wrapping key pairs by wrapping key id: (private, public) objects.
+    wrapping_keys: dict[str, tuple[_KeyObject, _KeyObject]] = field(default_factory=dict)
     users: int = 0
     #: False when another part of the process had logged in already: we must not log it out.
     owns_login: bool = True
@@ -123,6 +147,7 @@ class _TokenLogin:
         self.token = None
         self.session = None
         self.keys.clear()
+        self.wrapping_keys.clear()
 
 
 @dataclass(eq=False)
@@ -169,20 +194,31 @@ os.register_at_fork(after_in_child=_registry.after_fork_in_child)
 # --- The backend ---------------------------------------------------------------------------
 
 
-class Pkcs11Backend(SymmetricOnlyOperations):
+class Pkcs11Backend:
     """Master keys in a PKCS#11 token. Safe to call from several threads and processes.
 
     Build it with :meth:`open`, which checks the configuration without loading the module in
     the calling process.
     """
 
-    def __init__(self, module: str, token_label: str, pin: str, lock_dir: Path) -> None:
-        """A backend on an already checked configuration; prefer :meth:`open`."""
+    def __init__(
+        self,
+        module: str,
+        token_label: str,
+        pin: str,
+        lock_dir: Path,
+        features: TokenFeatures | None = None,
+    ) -> None:
+        """A backend on an already checked configuration; prefer :meth:`open`, which also
+        probes the token (``features``). Without ``features`` the token is probed in this
+        process the first time :attr:`capabilities` is read."""
         self._module = module
         self._label = token_label
         self._pin = pin
         self._lock_path = lock_path_for(lock_dir, token_label)
         self._attached_pid: int | None = None
+        self._features = features
+        self._capabilities = capabilities_for(features) if features is not None else None
 
     @classmethod
     def open(
@@ -222,8 +258,8 @@ class Pkcs11Backend(SymmetricOnlyOperations):
             raise Pkcs11ConfigError(
                 f"cannot use lock directory {lock_dir} for the PKCS#11 token: {_describe(exc)}"
             ) from None
-        _check_in_child(module, token_label, resolved_pin, lock_dir)
-        return cls(module, token_label, resolved_pin, lock_dir)
+        features = _check_in_child(module, token_label, resolved_pin, lock_dir)
+        return cls(module, token_label, resolved_pin, lock_dir, features)
 
     def __repr__(self) -> str:
         return f"Pkcs11Backend(module={self._module!r}, token_label={self._label!r})"
@@ -240,11 +276,25 @@ class Pkcs11Backend(SymmetricOnlyOperations):
 
     @property
     def capabilities(self) -> BackendCapabilities:
-        return SYMMETRIC_ONLY
+        """What this token serves, declared from its mechanism list (probed once)."""
+        if self._capabilities is None:
+            self._capabilities = capabilities_for(self.features)
+        return self._capabilities
+
+    @property
+    def features(self) -> TokenFeatures:
+        """The token facts the capabilities rest on (probed here if :meth:`open` did not)."""
+        if self._features is None:
+            self._features = self._call(lambda login: probe_token(login.session))
+        return self._features
+
+    def _unsupported(self, what: str) -> UnsupportedMechanismError:
+        return UnsupportedMechanismError(f"PKCS#11 token {self._label!r} does not serve {what}")
 
     def create_material(self, material_id: str, key_spec: str = "SYMMETRIC_DEFAULT") -> None:
         if key_spec not in self.capabilities.key_specs:
             raise self._unsupported(key_spec)
+        spec = key_spec_info(key_spec)
         key_id = _key_id(material_id)
 
         def create(login: _TokenLogin) -> None:
@@ -253,25 +303,12 @@ class Pkcs11Backend(SymmetricOnlyOperations):
             with _file_lock(self._lock_path, LOCK_TIMEOUT_SECONDS):
                 # Search and create under one file lock: two processes creating the same id
                 # at once must end up with one key.
-                found = _find_keys(login, key_id)
-                if found:
-                    login.keys[material_id] = found[0]
+                found = self._material_of(login, material_id, key_id)
+                if found is not None:
+                    login.keys[material_id] = found
                     return
-                login.keys[material_id] = login.session.generate_key(
-                    KeyType.AES,
-                    256,
-                    id=key_id,
-                    label=KEY_LABEL_PREFIX + material_id,
-                    store=True,
-                    capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
-                    template={
-                        Attribute.SENSITIVE: True,
-                        # Explicit: the PKCS#11 default for EXTRACTABLE is up to the token.
-                        Attribute.EXTRACTABLE: False,
-                        # PRIVATE keeps SoftHSM from storing the key value in clear on disk.
-                        Attribute.PRIVATE: True,
-                        Attribute.MODIFIABLE: False,
-                    },
+                login.keys[material_id] = generate(
+                    login.session, spec, key_id, KEY_LABEL_PREFIX + material_id
                 )
 
         self._call(create)
@@ -288,7 +325,8 @@ class Pkcs11Backend(SymmetricOnlyOperations):
             raise ValueError(f"AES-GCM nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
         params = GCMParams(nonce, aad, TAG_BITS)
 
-        def encrypt_with(key: _KeyObject) -> bytes:
+        def encrypt_with(material: TokenMaterial) -> bytes:
+            key = self._aes_key(material)
             return bytes(
                 key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=params)
             )
@@ -303,7 +341,8 @@ class Pkcs11Backend(SymmetricOnlyOperations):
             raise DecryptionFailedError()
         params = GCMParams(nonce, aad, TAG_BITS)
 
-        def decrypt_with(key: _KeyObject) -> bytes:
+        def decrypt_with(material: TokenMaterial) -> bytes:
+            key = self._aes_key(material)
             try:
                 return bytes(
                     key.decrypt(ciphertext, mechanism=Mechanism.AES_GCM, mechanism_param=params)
@@ -323,12 +362,160 @@ class Pkcs11Backend(SymmetricOnlyOperations):
         def destroy(login: _TokenLogin) -> None:
             login.keys.pop(material_id, None)
             with _file_lock(self._lock_path, LOCK_TIMEOUT_SECONDS):
-                found = _find_keys(login, key_id)
+                # Every object of the id: both halves of a key pair.
+                found = find_objects(login.session, key_id)
                 if not found:
                     # An absent token also finds nothing; don't call that a successful delete.
                     _check_token_present(login)
                 for key in found:
                     key.destroy()
+
+        self._call(destroy)
+
+    # --- Key pairs, HMAC and ECDH (backends.pkcs11_keys) ------------------------------------
+
+    def _require(self, declared: frozenset[str], what: str) -> None:
+        if what not in declared:
+            raise self._unsupported(what)
+
+    def public_key(self, material_id: str) -> bytes:
+        return self._use(material_id, public_key_der)
+
+    def sign(self, material_id: str, algorithm: str, payload: bytes) -> bytes:
+        self._require(self.capabilities.signing_algorithms, algorithm)
+        features = self.features
+        return self._use(
+            material_id, lambda material: _sign(material, algorithm, payload, features)
+        )
+
+    def decrypt_asymmetric(self, material_id: str, algorithm: str, ciphertext: bytes) -> bytes:
+        self._require(self.capabilities.encryption_algorithms, algorithm)
+        features = self.features
+        return self._use(
+            material_id, lambda material: _decrypt_oaep(material, algorithm, ciphertext, features)
+        )
+
+    def generate_mac(self, material_id: str, algorithm: str, message: bytes) -> bytes:
+        self._require(self.capabilities.mac_algorithms, algorithm)
+        return self._use(material_id, lambda material: _generate_mac(material, algorithm, message))
+
+    def derive_shared_secret(self, material_id: str, peer_public_key: bytes) -> bytes:
+        if not self.capabilities.key_agreement_specs:
+            raise self._unsupported("key agreement")
+        return self._use(
+            material_id, lambda material: _derive_shared_secret(material, peer_public_key)
+        )
+
+    # --- Import: wrapping keys and unwrapping in the token ---------------------------------
+
+    def create_wrapping_key(self, wrapping_key_id: str, key_spec: str) -> bytes:
+        self._require(self.capabilities.wrapping_key_specs, key_spec)
+        object_id = _wrapping_object_id(wrapping_key_id)
+        bits = key_spec_info(key_spec).bits
+
+        def create(login: _TokenLogin) -> bytes:
+            with _file_lock(self._lock_path, LOCK_TIMEOUT_SECONDS):
+                private, public = self._wrapping_pair(login, wrapping_key_id, object_id)
+                if public is None:
+                    public = generate_wrapping_key(
+                        login.session, bits, object_id, WRAPPING_LABEL_PREFIX + wrapping_key_id
+                    )
+            return public_key_der(TokenMaterial(MaterialKind.RSA, private, public))
+
+        return self._call(create)
+
+    def _wrapping_pair(
+        self, login: _TokenLogin, wrapping_key_id: str, object_id: bytes
+    ) -> tuple[_KeyObject, _KeyObject | None]:
+        """The (private, public) wrapping objects, or ``(None, None)``. File lock held."""
+        found = find_objects(login.session, object_id)
+        private = [item for item in found if item.object_class == ObjectClass.PRIVATE_KEY]
+        public = [item for item in found if item.object_class == ObjectClass.PUBLIC_KEY]
+        if private and public:
+            login.wrapping_keys[wrapping_key_id] = (private[0], public[0])
+            return private[0], public[0]
+        return None, None
+
+    def unwrap_material(
+        self,
+        material_id: str,
+        key_spec: str,
+        wrapping_key_id: str,
+        wrapping_algorithm: str,
+        wrapped: bytes,
+    ) -> None:
+        self._require(self.capabilities.wrapping_algorithms, wrapping_algorithm)
+        self._require(self.capabilities.key_specs, key_spec)
+        spec = key_spec_info(key_spec)
+        key_id = _key_id(material_id)
+        object_id = _wrapping_object_id(wrapping_key_id)
+        features = self.features
+        label = KEY_LABEL_PREFIX + material_id
+
+        def unwrap(login: _TokenLogin) -> None:
+            private = self._wrapping_private(login, wrapping_key_id, object_id)
+            unwrapper = Unwrapper(private, wrapping_algorithm, wrapped, features, key_spec, spec)
+            try:
+                unwrapper.open()
+                # A session copy first: it is checked (and compared with what the id may hold
+                # already) before anything is stored on the token.
+                candidate = unwrapper.unwrap(store=False)
+                try:
+                    unwrapper.check(candidate)
+                    with _file_lock(self._lock_path, LOCK_TIMEOUT_SECONDS):
+                        existing = self._material_of(login, material_id, key_id)
+                        if existing is not None:
+                            if not unwrapper.same_as(existing, candidate):
+                                raise MaterialRejectedError(
+                                    f"material {material_id} holds other key material"
+                                )
+                            login.keys[material_id] = existing
+                            return
+                        stored = unwrapper.unwrap(store=True, key_id=key_id, label=label)
+                        if spec.kind not in (MaterialKind.AES, MaterialKind.HMAC):
+                            try:
+                                stored.public = create_public_object(
+                                    login.session, stored, key_id, label
+                                )
+                            except BaseException:
+                                # Never leave half a pair: a retry must find nothing.
+                                with contextlib.suppress(pkcs11.PKCS11Error):
+                                    stored.key.destroy()
+                                raise
+                        login.keys[material_id] = stored
+                finally:
+                    with contextlib.suppress(pkcs11.PKCS11Error):
+                        candidate.key.destroy()
+            finally:
+                unwrapper.close()
+
+        self._call(unwrap)
+
+    def _wrapping_private(
+        self, login: _TokenLogin, wrapping_key_id: str, object_id: bytes
+    ) -> _KeyObject:
+        cached = login.wrapping_keys.get(wrapping_key_id)
+        if cached is not None:
+            try:
+                cached[0][Attribute.CLASS]
+                return cached[0]
+            except pkcs11.ObjectHandleInvalid:
+                login.wrapping_keys.pop(wrapping_key_id, None)
+        with _file_lock(self._lock_path, LOCK_TIMEOUT_SECONDS):
+            private, _public = self._wrapping_pair(login, wrapping_key_id, object_id)
+            if private is None:
+                _check_token_present(login)
+                raise MaterialNotFoundError(wrapping_key_id)
+        return private
+
+    def destroy_wrapping_key(self, wrapping_key_id: str) -> None:
+        object_id = _wrapping_object_id(wrapping_key_id)
+
+        def destroy(login: _TokenLogin) -> None:
+            login.wrapping_keys.pop(wrapping_key_id, None)
+            with _file_lock(self._lock_path, LOCK_TIMEOUT_SECONDS):
+                for item in find_objects(login.session, object_id):
+                    item.destroy()
 
         self._call(destroy)
 
@@ -520,40 +707,55 @@ class Pkcs11Backend(SymmetricOnlyOperations):
 
     # --- Keys ----------------------------------------------------------------------------
 
-    def _key(self, login: _TokenLogin, material_id: str, key_id: bytes) -> _KeyObject:
-        """The cached or found key for ``material_id``. Raises :class:`MaterialNotFoundError`."""
-        key = login.keys.get(material_id)
-        if key is not None:
-            return key
+    def _material_of(
+        self, login: _TokenLogin, material_id: str, key_id: bytes
+    ) -> TokenMaterial | None:
+        """The material the token holds for ``key_id``, or ``None``. File lock held."""
+        try:
+            return material_from_objects(find_objects(login.session, key_id))
+        except MaterialRejectedError as exc:
+            raise BackendUnavailableError(
+                f"PKCS#11 token {self._label!r}, material {material_id}: {exc}"
+            ) from None
+
+    def _key(self, login: _TokenLogin, material_id: str, key_id: bytes) -> TokenMaterial:
+        """The cached or found material. Raises :class:`MaterialNotFoundError`."""
+        material = login.keys.get(material_id)
+        if material is not None:
+            return material
         with _file_lock(self._lock_path, LOCK_TIMEOUT_SECONDS):
-            found = _find_keys(login, key_id)
-            if not found:
+            material = self._material_of(login, material_id, key_id)
+            if material is None:
                 # A vanished token also hides its private objects; only a present token can
                 # say a key does not exist.
                 _check_token_present(login)
                 raise MaterialNotFoundError(material_id)
-        if len(found) > 1:
-            raise BackendUnavailableError(
-                f"PKCS#11 token {self._label!r} holds {len(found)} keys for material"
-                f" {material_id}; remove the extra objects"
-            )
-        login.keys[material_id] = found[0]
-        return found[0]
+        login.keys[material_id] = material
+        return material
 
     def _with_key(
         self,
         login: _TokenLogin,
         material_id: str,
         key_id: bytes,
-        use: Callable[[_KeyObject], T],
+        use: Callable[[TokenMaterial], T],
     ) -> T:
-        """``use(key)``, looking the key up again once if its cached handle has died."""
+        """``use(material)``, looking it up again once if a cached handle has died."""
         try:
             return use(self._key(login, material_id, key_id))
         except pkcs11.ObjectHandleInvalid:
             # Destroyed by another process, or the token went away: find out which.
             login.keys.pop(material_id, None)
         return use(self._key(login, material_id, key_id))
+
+    def _aes_key(self, material: TokenMaterial) -> _KeyObject:
+        if material.kind is not MaterialKind.AES:
+            raise self._unsupported(f"AES-GCM with {material.kind} material")
+        return material.key
+
+    def _use(self, material_id: str, use: Callable[[TokenMaterial], T]) -> T:
+        key_id = _key_id(material_id)
+        return self._call(lambda login: self._with_key(login, material_id, key_id, use))
 
 
 # --- Helpers -------------------------------------------------------------------------------
@@ -565,23 +767,14 @@ def lock_path_for(lock_dir: Path, token_label: str) -> Path:
     return lock_dir / f"pkcs11-token-{safe}.lock"
 
 
+def _wrapping_object_id(wrapping_key_id: str) -> bytes:
+    return WRAPPING_ID_PREFIX + _key_id(wrapping_key_id)
+
+
 def _key_id(material_id: str) -> bytes:
     if not _MATERIAL_ID.match(material_id):
         raise ValueError(f"material id must be 64 lowercase hex digits, got {material_id!r}")
     return bytes.fromhex(material_id)
-
-
-def _find_keys(login: _TokenLogin, key_id: bytes) -> list[_KeyObject]:
-    """Every AES secret key with ``CKA_ID == key_id``. Token file lock held."""
-    return list(
-        login.session.get_objects(
-            {
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.ID: key_id,
-            }
-        )
-    )
 
 
 def _check_token_present(login: _TokenLogin) -> str:
@@ -646,8 +839,11 @@ def _file_lock(path: Path, timeout: float) -> Iterator[None]:
 _CHECK_PROGRAM = "from backends.pkcs11 import _check_main; _check_main()"
 
 
-def _check_in_child(module: str, token_label: str, pin: str, lock_dir: Path) -> None:
-    """Run :func:`check_token` in a fresh interpreter. Raises :class:`Pkcs11ConfigError`."""
+def _check_in_child(module: str, token_label: str, pin: str, lock_dir: Path) -> TokenFeatures:
+    """Run :func:`check_token` in a fresh interpreter and probe what the token can do.
+
+    Raises :class:`Pkcs11ConfigError`.
+    """
     project_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -685,35 +881,53 @@ def _check_in_child(module: str, token_label: str, pin: str, lock_dir: Path) -> 
         ) from None
     if not answer.get("ok"):
         raise Pkcs11ConfigError(str(answer.get("error", "unknown error")))
+    return TokenFeatures.from_json(answer["features"])
 
 
 def _check_main() -> None:
     """Entry point of the check child: request JSON on stdin, answer JSON on stdout."""
     request = json.loads(sys.stdin.read())
+    probed: list[TokenFeatures] = []
     try:
         serial = check_token(
-            request["module"], request["token_label"], request["pin"], Path(request["lock_dir"])
+            request["module"],
+            request["token_label"],
+            request["pin"],
+            Path(request["lock_dir"]),
+            probe=probed.append,
         )
     except Pkcs11ConfigError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return
-    print(json.dumps({"ok": True, "token_serial": serial}))
+    print(json.dumps({"ok": True, "token_serial": serial, "features": probed[0].to_json()}))
 
 
-def check_token(module: str, token_label: str, pin: str, lock_dir: Path) -> str:
-    """Load ``module``, find ``token_label``, log in with ``pin`` and log out again.
+def check_token(
+    module: str,
+    token_label: str,
+    pin: str,
+    lock_dir: Path,
+    probe: Callable[[TokenFeatures], None] | None = None,
+) -> str:
+    """Load ``module``, find ``token_label``, log in with ``pin`` and log out again; while
+    logged in, hand what :func:`probe_token` finds to ``probe``.
 
     Leaves the module loaded in the calling process, so :meth:`Pkcs11Backend.open` runs it
     in a child. Returns the token serial. Raises :class:`Pkcs11ConfigError`.
     """
     try:
         with _file_lock(lock_path_for(lock_dir, token_label), LOCK_TIMEOUT_SECONDS):
-            return _check_token_locked(module, token_label, pin)
+            return _check_token_locked(module, token_label, pin, probe)
     except BackendUnavailableError as exc:
         raise Pkcs11ConfigError(str(exc)) from None
 
 
-def _check_token_locked(module: str, token_label: str, pin: str) -> str:
+def _check_token_locked(
+    module: str,
+    token_label: str,
+    pin: str,
+    probe: Callable[[TokenFeatures], None] | None,
+) -> str:
     try:
         lib = pkcs11.lib(module)
     except pkcs11.PKCS11Error as exc:
@@ -774,6 +988,16 @@ def _check_token_locked(module: str, token_label: str, pin: str) -> str:
         raise Pkcs11ConfigError(
             f"cannot log in to PKCS#11 token {token_label!r} ({_describe(exc)})"
         ) from None
-    with contextlib.suppress(pkcs11.PKCS11Error):
-        session.close()
+    try:
+        if probe is not None:
+            try:
+                probe(probe_token(session))
+            except pkcs11.PKCS11Error as exc:
+                raise Pkcs11ConfigError(
+                    f"PKCS#11 token {token_label!r} failed while its mechanisms were probed"
+                    f" ({_describe(exc)})"
+                ) from None
+    finally:
+        with contextlib.suppress(pkcs11.PKCS11Error):
+            session.close()
     return str(token.serial.decode("ascii", "replace"))
