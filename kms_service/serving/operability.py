@@ -24,7 +24,7 @@ from flask import Flask, Response, current_app
 
 from kms_service.admin.endpoints import ADMIN_PREFIX, admin_blueprint
 from kms_service.admin.faults import FaultConfigError, FaultInjector, load_rules_file, rules_to_json
-from kms_service.domain.errors import ConfigurationError
+from kms_service.domain.errors import ConfigurationError, NotFoundException
 from kms_service.observability.audit import AuditLog
 from kms_service.observability.metrics import RequestMetrics, prepare_multiprocess_dir
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
@@ -32,10 +32,13 @@ from kms_service.operations import Services
 from kms_service.operations.shared_settings import CLOCK_OFFSET, FAULTS, attach_shared_settings
 from kms_service.settings import Settings
 from kms_service.store import MetadataStore
+from kms_service.wire.protocol import encode_error, new_request_id
 
 log = logging.getLogger("mock_kms")
 METRICS_PATH = "/metrics"
-_NOT_FOUND = b'{"message":"Not Found"}'
+_DEV_ENDPOINTS_OFF = NotFoundException(
+    "The developer endpoints are off: start mock-kms with MOCK_KMS_DEV_ENDPOINTS=1."
+)
 
 
 def prepare(settings: Settings) -> None:
@@ -110,14 +113,7 @@ class OperabilityRouter:
         path = str(environ.get("PATH_INFO", ""))
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             if not self.dev:
-                start_response(
-                    "404 Not Found",
-                    [
-                        ("Content-Type", "application/json"),
-                        ("Content-Length", str(len(_NOT_FOUND))),
-                    ],
-                )
-                return [_NOT_FOUND]
+                return _developer_endpoints_off(start_response)
             return self.flask_app(environ, start_response)
         if (
             path == METRICS_PATH
@@ -166,3 +162,19 @@ def install(app: Flask, settings: Settings) -> None:
 def _metrics_view(metrics: RequestMetrics) -> Response:
     body, content_type = metrics.render(current_app.extensions["mock_kms.services"])
     return Response(body, content_type=content_type)
+
+
+def _developer_endpoints_off(start_response: StartResponse) -> Iterable[bytes]:
+    """404 in the KMS's error shape (``__type``, ``message``, request id), like every other
+    answer of this server, saying how to turn the endpoints on."""
+    body = encode_error(_DEV_ENDPOINTS_OFF)
+    start_response(
+        "404 Not Found",
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-RequestId", new_request_id()),
+            ("X-Amzn-ErrorType", _DEV_ENDPOINTS_OFF.code),
+        ],
+    )
+    return [body]

@@ -41,8 +41,11 @@ def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
 def test_dev_endpoints_are_404_unless_enabled(
     plain_server: RunningServer, method: str, path: str, body: object
 ) -> None:
-    status, _ = admin(plain_server, method, path, body)
+    status, answer = admin(plain_server, method, path, body)
     assert status == 404
+    # AWS-shaped, as every answer of the server, and saying how to turn them on.
+    assert answer["__type"] == "NotFoundException"
+    assert "MOCK_KMS_DEV_ENDPOINTS=1" in answer["message"]
 
 
 def test_refused_endpoints_changed_nothing(plain_server: RunningServer) -> None:
