@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kms_service.operations import aliases, crypto, keys, policy, rotation, tags
+from kms_service.operations import aliases, crypto, importing, keys, policy, rotation, tags
 from kms_service.operations.context import RequestScope, Services
 
 Operation = Callable[[Services, RequestScope, dict[str, Any]], dict[str, Any] | None]
@@ -45,6 +45,9 @@ OPERATIONS: dict[str, Operation] = {
     "GetKeyPolicy": policy.get_key_policy,
     "PutKeyPolicy": policy.put_key_policy,
     "ListKeyPolicies": policy.list_key_policies,
+    "GetParametersForImport": importing.get_parameters_for_import,
+    "ImportKeyMaterial": importing.import_key_material,
+    "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
 }
 
 #: Operations of the AWS KMS API that mock-kms knows but does not implement (yet): answered
@@ -56,7 +59,6 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "CreateCustomKeyStore",
         "CreateGrant",
         "DeleteCustomKeyStore",
-        "DeleteImportedKeyMaterial",
         "DeriveSharedSecret",
         "DescribeCustomKeyStores",
         "DisconnectCustomKeyStore",
@@ -64,9 +66,7 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "GenerateDataKeyPairWithoutPlaintext",
         "GenerateMac",
         "GetKeyLastUsage",
-        "GetParametersForImport",
         "GetPublicKey",
-        "ImportKeyMaterial",
         "ListGrants",
         "ListRetirableGrants",
         "ReplicateKey",

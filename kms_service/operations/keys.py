@@ -52,9 +52,10 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
     if key_usage not in (None, "ENCRYPT_DECRYPT"):
         raise ValidationException(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
     origin = request.get("Origin", "AWS_KMS")
-    if origin != "AWS_KMS":
+    if origin not in ("AWS_KMS", "EXTERNAL"):
         raise UnsupportedOperationException(
-            f"Origin {origin} is not supported by mock-kms; only AWS_KMS keys are available."
+            f"Origin {origin} is not supported by mock-kms; only AWS_KMS and EXTERNAL keys "
+            "are available."
         )
     if request.get("CustomKeyStoreId") or request.get("XksKeyId"):
         raise UnsupportedOperationException("Custom key stores are not supported by mock-kms.")
@@ -69,6 +70,7 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         policy=policy,
         tags=tags,
         multi_region=bool(request.get("MultiRegion", False)),
+        origin=origin,
     )
     return {"KeyMetadata": key_metadata(key)}
 
