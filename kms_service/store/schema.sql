@@ -1,4 +1,5 @@
 -- mock-kms metadata, schema version 3. Key material never lives here: only ids of it.
+-- (No semicolons in comments: the file is split into statements at each one.)
 CREATE TABLE IF NOT EXISTS keys (
     account_id            TEXT    NOT NULL,
     region                TEXT    NOT NULL,
@@ -18,7 +19,7 @@ CREATE TABLE IF NOT EXISTS keys (
     next_rotation_date    REAL,
     on_demand_rotations   INTEGER NOT NULL DEFAULT 0,
     policy                TEXT    NOT NULL,
-    -- Imported material (schema version 3; older databases gain these columns in
+    -- Imported material (schema version 3, older databases gain these columns in
     -- MetadataStore.initialise): the current material's ExpirationModel, and the earliest
     -- ValidTo of the key's imported material, when the key goes back to PendingImport.
     expiration_model      TEXT,
@@ -74,7 +75,7 @@ CREATE TABLE IF NOT EXISTS service_settings (
 );
 
 -- Wrapping keys handed out by GetParametersForImport (schema version 3): one per call, valid
--- 24 hours by the service clock. The key pair lives in the backend under wrapping_key_id; the
+-- 24 hours by the service clock. The key pair lives in the backend under wrapping_key_id, the
 -- import token names that id (docs/key-import.md). Rows outlive deleted keys until they
 -- expire, so the backend's pair is always destroyed with its row.
 CREATE TABLE IF NOT EXISTS import_wrapping_keys (

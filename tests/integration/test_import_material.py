@@ -1,0 +1,505 @@
+"""Imported key material (Origin EXTERNAL) against a real server, on every backend that
+declares the wrapping algorithm: material wrapped by the ``openssl`` command line, imported
+with boto3 and the AWS CLI, then used; every error path with AWS's error name and message.
+
+The server has the developer endpoints on, so the tests move its clock (token and material
+expiry); each test takes its parameters after any move it makes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.conftest import KEY_BACKENDS, backend_env
+from tests.integration.test_aws_cli import AwsCli
+from tests.support.admin import DEV, admin
+from tests.support.importing import import_material, wrap_with_openssl
+from tests.support.kms_ops import (
+    MATERIAL_ID_PATTERN,
+    NO_MESSAGE,
+    KmsClient,
+    account_client,
+    create_key,
+    expect_error,
+    key_arn,
+)
+from tests.support.server import RunningServer, running_server
+
+DAY = 86400.0
+INVALID_TOKEN = (
+    "The request was rejected because the provided import token is invalid or is associated "
+    "with a different KMS key."
+)
+EXPIRED_TOKEN = "The request was rejected because the specified import token is expired."
+INCORRECT_MATERIAL = (
+    "The request was rejected because the key material in the request is, expired, invalid, "
+    "or does not meet expectations."
+)
+
+
+@pytest.fixture(scope="module", params=KEY_BACKENDS)
+def import_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A server per backend with a movable clock."""
+    base = tmp_path_factory.mktemp(f"import-{request.param}")
+    env = {**DEV, **backend_env(request.param, base / "hsm")}
+    with running_server(base / "data", workers=2, env=env) as server:
+        yield server
+
+
+@pytest.fixture()
+def kms(import_server: RunningServer) -> KmsClient:
+    return account_client(import_server.endpoint)
+
+
+def external_key(kms: KmsClient, **kwargs: Any) -> str:
+    metadata = create_key(kms, Origin="EXTERNAL", **kwargs)
+    return str(metadata["KeyId"])
+
+
+def require_wrapping(kms: KmsClient, key_id: str, algorithm: str, spec: str = "RSA_2048") -> None:
+    """Skip when the server's backend does not declare ``algorithm`` (a capability, not a
+    missing install: such a backend must refuse, which test_undeclared_... checks)."""
+    try:
+        kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=spec
+        )
+    except ClientError as error:
+        message = error.response["Error"].get("Message", "")
+        if error.response["Error"]["Code"] == "UnsupportedOperationException" and (
+            "does not support the wrapping" in message
+        ):
+            pytest.skip(f"this backend does not declare {algorithm} / {spec}: {message}")
+        raise
+
+
+def advance(server: RunningServer, seconds: float) -> None:
+    status, body = admin(server, "POST", "/clock/advance", {"seconds": seconds})
+    assert status == 200, body
+
+
+# --- the happy paths ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("algorithm", "spec"),
+    [
+        ("RSAES_OAEP_SHA_256", "RSA_2048"),
+        ("RSAES_OAEP_SHA_1", "RSA_3072"),
+        ("RSA_AES_KEY_WRAP_SHA_256", "RSA_4096"),
+        ("RSA_AES_KEY_WRAP_SHA_1", "RSA_2048"),
+    ],
+)
+def test_symmetric_material_wrapped_by_openssl_imports_and_encrypts(
+    kms: KmsClient, tmp_path: Path, algorithm: str, spec: str
+) -> None:
+    key_id = external_key(kms)
+    before = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert before["KeyState"] == "PendingImport" and before["Enabled"] is False
+    assert before["Origin"] == "EXTERNAL"
+    assert "CurrentKeyMaterialId" not in before and "ExpirationModel" not in before
+    require_wrapping(kms, key_id, algorithm, spec)
+
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=spec
+    )
+    assert parameters["KeyId"] == key_arn(kms, key_id)
+    public_key = serialization.load_der_public_key(parameters["PublicKey"])
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    assert public_key.key_size == int(spec.split("_")[1])
+    valid_for = parameters["ParametersValidTo"].timestamp() - time.time()
+    assert 24 * 3600 - 120 < valid_for <= 24 * 3600 + 5
+    material = os.urandom(32)
+    wrapped = wrap_with_openssl(material, parameters["PublicKey"], algorithm, tmp_path)
+    imported = kms.import_key_material(
+        KeyId=key_id,
+        ImportToken=parameters["ImportToken"],
+        EncryptedKeyMaterial=wrapped,
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )
+    assert imported["KeyId"] == key_arn(kms, key_id)
+    assert imported["KeyMaterialId"]
+    after = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert after["KeyState"] == "Enabled" and after["Enabled"] is True
+    assert after["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    assert "ValidTo" not in after
+    assert after["CurrentKeyMaterialId"] == imported["KeyMaterialId"]
+
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"bring your own key")["CiphertextBlob"]
+    decrypted = kms.decrypt(CiphertextBlob=blob)
+    assert decrypted["Plaintext"] == b"bring your own key"
+    assert decrypted["KeyMaterialId"] == imported["KeyMaterialId"]
+
+
+def test_import_token_is_single_key_and_each_call_gives_a_new_one(kms: KmsClient) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    first = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    second = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    assert first["ImportToken"] != second["ImportToken"]
+    assert first["PublicKey"] != second["PublicKey"]
+
+
+def test_delete_then_reimport_same_material_keeps_old_ciphertexts(
+    kms: KmsClient, tmp_path: Path
+) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    material = os.urandom(32)
+    first = import_material(kms, key_id, material, tmp_path / "1")
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]
+
+    deleted = kms.delete_imported_key_material(KeyId=key_id)
+    assert deleted["KeyId"] == key_arn(kms, key_id)
+    assert deleted["KeyMaterialId"] == first["KeyMaterialId"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    with expect_error("KMSInvalidStateException", f"{key_arn(kms, key_id)} is pending import."):
+        kms.decrypt(CiphertextBlob=blob)
+    with expect_error("KMSInvalidStateException", f"{key_arn(kms, key_id)} is pending import."):
+        kms.encrypt(KeyId=key_id, Plaintext=b"x")
+
+    again = import_material(
+        kms, key_id, material, tmp_path / "2", algorithm="RSA_AES_KEY_WRAP_SHA_256"
+    )
+    assert again["KeyMaterialId"] == first["KeyMaterialId"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+
+
+def test_reimport_while_enabled_changes_only_the_expiration(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    material = os.urandom(32)
+    import_material(kms, key_id, material, tmp_path / "1")
+    valid_to = int(time.time() + 30 * DAY)
+    import_material(
+        kms, key_id, material, tmp_path / "2",
+        ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=valid_to,
+    )  # fmt: skip
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    assert abs(metadata["ValidTo"].timestamp() - valid_to) < 1
+    assert metadata["KeyState"] == "Enabled"
+
+
+def test_expired_material_makes_the_key_pending_import_until_reimported(
+    kms: KmsClient, import_server: RunningServer, tmp_path: Path
+) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
+    material = os.urandom(32)
+    clock = admin(import_server, "GET", "/clock")[1]["now_epoch_seconds"]
+    import_material(
+        kms, key_id, material, tmp_path / "1", algorithm="RSAES_OAEP_SHA_1",
+        ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=int(clock + 2 * DAY),
+    )  # fmt: skip
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"until then")["CiphertextBlob"]
+    advance(import_server, 3 * DAY)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingImport" and metadata["Enabled"] is False
+    with expect_error("KMSInvalidStateException", f"{key_arn(kms, key_id)} is pending import."):
+        kms.decrypt(CiphertextBlob=blob)
+    import_material(kms, key_id, material, tmp_path / "2")
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"until then"
+
+
+def test_clock_advance_expires_material_without_any_request_to_the_key(
+    kms: KmsClient, import_server: RunningServer, tmp_path: Path
+) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    clock = admin(import_server, "GET", "/clock")[1]["now_epoch_seconds"]
+    import_material(
+        kms, key_id, os.urandom(32), tmp_path,
+        ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=int(clock + DAY),
+    )  # fmt: skip
+    advance(import_server, 2 * DAY)  # the advance sweeps every key
+    keys = kms.list_keys()["Keys"]
+    assert [k["KeyId"] for k in keys] == [key_id]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_new_key_material_waits_for_rotate_key_on_demand(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    first = import_material(kms, key_id, os.urandom(32), tmp_path / "1")
+    old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"old")["CiphertextBlob"]
+    arn = key_arn(kms, key_id)
+    with expect_error(
+        "KMSInvalidStateException",
+        f"No available key material pending rotation for the key: {arn}.",
+    ):
+        kms.rotate_key_on_demand(KeyId=key_id)
+
+    second = import_material(
+        kms, key_id, os.urandom(32), tmp_path / "2",
+        ImportType="NEW_KEY_MATERIAL", KeyMaterialDescription="second generation",
+    )  # fmt: skip
+    assert second["KeyMaterialId"] != first["KeyMaterialId"]
+    current = kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert current == first["KeyMaterialId"]
+    listed = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    states = {r["KeyMaterialId"]: r for r in listed["Rotations"]}
+    assert states[first["KeyMaterialId"]]["KeyMaterialState"] == "CURRENT"
+    assert states[first["KeyMaterialId"]]["ImportState"] == "IMPORTED"
+    pending = states[second["KeyMaterialId"]]
+    assert pending["KeyMaterialState"] == "PENDING_ROTATION"
+    assert pending["KeyMaterialDescription"] == "second generation"
+    assert pending["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+
+    assert kms.rotate_key_on_demand(KeyId=key_id)["KeyId"] == arn
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == second["KeyMaterialId"]
+    rotations = kms.list_key_rotations(KeyId=key_id)["Rotations"]
+    assert [(r["KeyMaterialId"], r["RotationType"], r["KeyMaterialState"]) for r in rotations] == [
+        (second["KeyMaterialId"], "ON_DEMAND", "CURRENT")
+    ]
+    new_blob = kms.encrypt(KeyId=key_id, Plaintext=b"new")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=new_blob)["KeyMaterialId"] == second["KeyMaterialId"]
+    assert kms.decrypt(CiphertextBlob=old_blob)["Plaintext"] == b"old"
+
+
+def test_aws_cli_imports_material(
+    import_server: RunningServer, kms: KmsClient, tmp_path: Path
+) -> None:
+    cli = AwsCli(import_server.endpoint, tmp_path)
+
+    def run(*args: str) -> dict[str, Any]:
+        result = cli.run(*args)
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout)) if result.stdout.strip() else {}
+
+    key_id = run("create-key", "--origin", "EXTERNAL")["KeyMetadata"]["KeyId"]
+    check = account_client(import_server.endpoint, cli.account_id)
+    require_wrapping(check, key_id, "RSAES_OAEP_SHA_256")
+    parameters = run(
+        "get-parameters-for-import", "--key-id", key_id,
+        "--wrapping-algorithm", "RSAES_OAEP_SHA_256", "--wrapping-key-spec", "RSA_2048",
+    )  # fmt: skip
+    token = tmp_path / "token.bin"
+    token.write_bytes(base64.b64decode(parameters["ImportToken"]))
+    wrapped = tmp_path / "wrapped.bin"
+    material = os.urandom(32)
+    wrapped.write_bytes(
+        wrap_with_openssl(
+            material, base64.b64decode(parameters["PublicKey"]), "RSAES_OAEP_SHA_256", tmp_path
+        )
+    )
+    result = run(
+        "import-key-material", "--key-id", key_id,
+        "--import-token", f"fileb://{token}", "--encrypted-key-material", f"fileb://{wrapped}",
+        "--expiration-model", "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )  # fmt: skip
+    assert result["KeyMaterialId"]
+    assert run("describe-key", "--key-id", key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    deleted = run("delete-imported-key-material", "--key-id", key_id)
+    assert deleted["KeyMaterialId"] == result["KeyMaterialId"]
+
+
+# --- error paths ----------------------------------------------------------------------------
+def test_garbage_token_and_token_of_another_key_are_invalid(kms: KmsClient, tmp_path: Path) -> None:
+    key_id, other_id = external_key(kms), external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    parameters = kms.get_parameters_for_import(
+        KeyId=other_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    wrapped = wrap_with_openssl(
+        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_256", tmp_path
+    )
+    with expect_error("InvalidImportTokenException", INVALID_TOKEN):
+        kms.import_key_material(
+            KeyId=key_id, ImportToken=parameters["ImportToken"], EncryptedKeyMaterial=wrapped,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
+    tampered = bytearray(parameters["ImportToken"])
+    tampered[-1] ^= 1
+    for token in (bytes(tampered), os.urandom(200)):
+        with expect_error("InvalidImportTokenException", INVALID_TOKEN):
+            kms.import_key_material(
+                KeyId=other_id, ImportToken=token, EncryptedKeyMaterial=wrapped,
+                ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+            )  # fmt: skip
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_expired_token_is_refused(
+    kms: KmsClient, import_server: RunningServer, tmp_path: Path
+) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    wrapped = wrap_with_openssl(
+        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_256", tmp_path
+    )
+    advance(import_server, DAY + 60)
+    with expect_error("ExpiredImportTokenException", EXPIRED_TOKEN):
+        kms.import_key_material(
+            KeyId=key_id, ImportToken=parameters["ImportToken"], EncryptedKeyMaterial=wrapped,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
+
+
+def test_material_that_does_not_unwrap_is_invalid_ciphertext(kms: KmsClient) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    with expect_error("InvalidCiphertextException", NO_MESSAGE):
+        kms.import_key_material(
+            KeyId=key_id, ImportToken=parameters["ImportToken"],
+            EncryptedKeyMaterial=os.urandom(256),
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
+
+
+def test_different_material_on_reimport_is_incorrect(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    import_material(kms, key_id, os.urandom(32), tmp_path / "1")
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, os.urandom(32), tmp_path / "2")
+    kms.delete_imported_key_material(KeyId=key_id)
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, os.urandom(32), tmp_path / "3")
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_wrong_length_material_is_incorrect(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, os.urandom(16), tmp_path)
+
+
+def test_key_not_external_is_refused_with_its_origin(kms: KmsClient) -> None:
+    key_id = create_key(kms)["KeyId"]
+    message = f"{key_arn(kms, key_id)} origin is AWS_KMS which is not valid for this operation."
+    with expect_error("UnsupportedOperationException", message):
+        kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        )
+    with expect_error("UnsupportedOperationException", message):
+        kms.import_key_material(
+            KeyId=key_id, ImportToken=b"t" * 61, EncryptedKeyMaterial=b"m" * 256,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
+    with expect_error("UnsupportedOperationException", message):
+        kms.delete_imported_key_material(KeyId=key_id)
+
+
+def test_withdrawn_and_china_only_wrapping_algorithms_are_refused(kms: KmsClient) -> None:
+    key_id = external_key(kms)
+    with expect_error("ValidationException") as info:
+        kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm="RSAES_PKCS1_V1_5", WrappingKeySpec="RSA_2048"
+        )
+    assert "RSAES_PKCS1_V1_5" in info.value.response["Error"]["Message"]
+    with expect_error("ValidationException") as info:
+        kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm="SM2PKE", WrappingKeySpec="SM2"
+        )
+    assert "China" in info.value.response["Error"]["Message"]
+    raw = account_client(kms.meta.endpoint_url, validate=False)
+    with expect_error(
+        "ValidationException",
+        "1 validation error detected: Value 'RSA_1024' at 'wrappingKeySpec' failed to satisfy "
+        "constraint: Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, SM2]",
+    ):
+        raw.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_1024"
+        )
+
+
+def test_expiration_model_rules(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    with expect_error(
+        "ValidationException",
+        "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES",
+    ):
+        import_material(
+            kms, key_id, os.urandom(32), tmp_path, ExpirationModel="KEY_MATERIAL_EXPIRES"
+        )
+    with expect_error("ValidationException"):
+        import_material(
+            kms, key_id, os.urandom(32), tmp_path, ValidTo=int(time.time() + DAY)
+        )  # DOES_NOT_EXPIRE (the helper's default) with a ValidTo
+    with expect_error("ValidationException"):
+        import_material(
+            kms, key_id, os.urandom(32), tmp_path,
+            ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=int(time.time() - 60),
+        )  # fmt: skip
+
+
+def test_pending_deletion_key_takes_no_material(kms: KmsClient) -> None:
+    key_id = external_key(kms)
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    with expect_error("KMSInvalidStateException", f"{key_arn(kms, key_id)} is pending deletion."):
+        kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        )
+
+
+def test_automatic_rotation_is_refused_for_imported_keys(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms)
+    message = f"{key_arn(kms, key_id)} origin is EXTERNAL which is not valid for this operation."
+    with expect_error("UnsupportedOperationException", message):
+        kms.enable_key_rotation(KeyId=key_id)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    import_material(kms, key_id, os.urandom(32), tmp_path)
+    with expect_error("UnsupportedOperationException", message):
+        kms.enable_key_rotation(KeyId=key_id)
+    with expect_error("UnsupportedOperationException", message):
+        kms.disable_key_rotation(KeyId=key_id)
+
+
+def test_delete_imported_material_of_a_key_without_any_has_no_effect(kms: KmsClient) -> None:
+    key_id = external_key(kms)
+    response = kms.delete_imported_key_material(KeyId=key_id)
+    assert response["KeyId"] == key_arn(kms, key_id)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_material_ids_are_64_hex(kms: KmsClient, tmp_path: Path) -> None:
+    import re
+
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    response = import_material(kms, key_id, os.urandom(32), tmp_path)
+    assert re.match(MATERIAL_ID_PATTERN, response["KeyMaterialId"])
+
+
+def test_openssl_wrap_helper_is_exercised_by_openssl_itself(tmp_path: Path) -> None:
+    """The two-step wrap really is RFC 5649 under the AES key it OAEP-encrypts: unwrapped here
+    with `cryptography`, independently of mock-kms."""
+    from cryptography.hazmat.primitives import hashes, keywrap
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_der = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    material = os.urandom(48)
+    wrapped = wrap_with_openssl(material, public_der, "RSA_AES_KEY_WRAP_SHA_256", tmp_path)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    aes_key = private.decrypt(wrapped[:256], oaep)
+    assert keywrap.aes_key_unwrap_with_padding(aes_key, wrapped[256:]) == material
+    assert subprocess.run(["openssl", "version"], capture_output=True, check=False).returncode == 0
