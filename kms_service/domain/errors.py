@@ -116,6 +116,18 @@ class InvalidCiphertextException(KmsError):
     silent = True
 
 
+class KMSInvalidSignatureException(KmsError):
+    """Verify: the signature does not verify (AWS sends no message)."""
+
+    silent = True
+
+
+class KMSInvalidMacException(KmsError):
+    """VerifyMac: the MAC does not verify (AWS sends no message)."""
+
+    silent = True
+
+
 class LimitExceededException(KmsError):
     pass
 

@@ -10,7 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kms_service.operations import aliases, crypto, importing, keys, policy, rotation, tags
+from kms_service.operations import (
+    aliases,
+    crypto,
+    data_key_pairs,
+    importing,
+    key_agreement,
+    keys,
+    mac,
+    policy,
+    rotation,
+    signing,
+    tags,
+)
 from kms_service.operations.context import RequestScope, Services
 
 Operation = Callable[[Services, RequestScope, dict[str, Any]], dict[str, Any] | None]
@@ -45,6 +57,14 @@ OPERATIONS: dict[str, Operation] = {
     "GetKeyPolicy": policy.get_key_policy,
     "PutKeyPolicy": policy.put_key_policy,
     "ListKeyPolicies": policy.list_key_policies,
+    "Sign": signing.sign,
+    "Verify": signing.verify,
+    "GetPublicKey": signing.get_public_key,
+    "GenerateMac": mac.generate_mac,
+    "VerifyMac": mac.verify_mac,
+    "DeriveSharedSecret": key_agreement.derive_shared_secret,
+    "GenerateDataKeyPair": data_key_pairs.generate_data_key_pair,
+    "GenerateDataKeyPairWithoutPlaintext": data_key_pairs.generate_data_key_pair_without_plaintext,
     "GetParametersForImport": importing.get_parameters_for_import,
     "ImportKeyMaterial": importing.import_key_material,
     "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
@@ -59,24 +79,16 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "CreateCustomKeyStore",
         "CreateGrant",
         "DeleteCustomKeyStore",
-        "DeriveSharedSecret",
         "DescribeCustomKeyStores",
         "DisconnectCustomKeyStore",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "GenerateMac",
         "GetKeyLastUsage",
-        "GetPublicKey",
         "ListGrants",
         "ListRetirableGrants",
         "ReplicateKey",
         "RetireGrant",
         "RevokeGrant",
-        "Sign",
         "UpdateCustomKeyStore",
         "UpdatePrimaryRegion",
-        "Verify",
-        "VerifyMac",
         "Encapsulate",
         "Decapsulate",
     }

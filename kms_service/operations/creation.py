@@ -49,9 +49,12 @@ def create_key_record(
     tags: Sequence[tuple[str, str]] = (),
     multi_region: bool = False,
     alias_name: str | None = None,
+    key_spec: str = "SYMMETRIC_DEFAULT",
+    key_usage: str = "ENCRYPT_DECRYPT",
     origin: str = "AWS_KMS",
 ) -> KeyRecord:
-    """Create a symmetric key with fresh material on the default backend; return it.
+    """Create a key of ``key_spec`` and ``key_usage`` (already checked against each other
+    and against the backend's capabilities) with fresh material on the default backend.
     An ``EXTERNAL`` key gets no material and starts in PendingImport (docs/key-import.md).
 
     Joins the caller's transaction if there is one. AWS managed keys (``key_manager="AWS"``)
@@ -60,15 +63,15 @@ def create_key_record(
     now = services.clock.now()
     backend_name = services.default_backend
     external = origin == "EXTERNAL"
-    material_id = None if external else new_material(services, backend_name)
+    material_id = None if external else new_material(services, backend_name, key_spec)
     aws_managed = key_manager == "AWS"
     key = KeyRecord(
         account_id=scope.account_id,
         region=scope.region,
         key_id=new_key_id(multi_region),
         description=description,
-        key_usage="ENCRYPT_DECRYPT",
-        key_spec="SYMMETRIC_DEFAULT",
+        key_usage=key_usage,
+        key_spec=key_spec,
         origin=origin,
         key_manager=key_manager,
         state=KeyState.PENDING_IMPORT if external else KeyState.ENABLED,

@@ -1,4 +1,5 @@
-"""Cryptographic operations, written once above the backends.
+"""Cryptographic operations, written once above the backends: symmetric encryption and data
+keys, with RSA-OAEP for asymmetric ENCRYPT_DECRYPT keys (:mod:`.asymmetric_crypto`).
 
 Every decryption failure (malformed blob, unknown key or material, wrong backend, wrong
 context, tampering) is the same message-less ``InvalidCiphertextException``.
@@ -35,6 +36,13 @@ from kms_service.domain.errors import (
     ValidationException,
 )
 from kms_service.domain.key_states import KeyState
+from kms_service.operations.asymmetric_crypto import (
+    INCORRECT_KEY_MESSAGE,
+    refuse_context,
+    require_rsa_algorithm,
+    rsa_decrypt,
+    rsa_encrypt,
+)
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.resolve import KEY_ID_PATTERN, require_state, resolve_key
 from kms_service.store import KeyRecord
@@ -47,23 +55,49 @@ _DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is s
 
 
 def usable_key(
-    services: Services, scope: RequestScope, key_id: str, operation: str, algorithm: str | None
+    services: Services,
+    scope: RequestScope,
+    key_id: str,
+    operation: str,
+    algorithm: str | None,
+    *,
+    symmetric_only: bool = False,
 ) -> KeyRecord:
     """Resolve a key for a cryptographic operation and apply AWS's checks in AWS's order:
-    not found, key state, key usage, algorithm."""
+    not found, key state, key usage, algorithm. ``symmetric_only`` operations (data keys)
+    refuse RSA encryption keys too."""
     key = resolve_key(services, scope, key_id, allow_alias=True)
+    if symmetric_only:
+        require_symmetric(key, operation)
     require_usable(key, operation, algorithm)
     return key
+
+
+def require_symmetric(key: KeyRecord, operation: str) -> None:
+    """Key state, key usage, then key spec for operations only symmetric encryption keys
+    serve (GenerateDataKey*, GenerateDataKeyPair*)."""
+    require_state(key, allow=(KeyState.ENABLED,))
+    _require_encrypt_decrypt(key, operation)
+    if key.key_spec != ALGORITHM:
+        raise InvalidKeyUsageException(
+            f"{key.arn} key KeySpec is {key.key_spec} which is not valid for {operation}."
+        )
+
+
+def _require_encrypt_decrypt(key: KeyRecord, operation: str) -> None:
+    if key.key_usage != "ENCRYPT_DECRYPT":
+        raise InvalidKeyUsageException(
+            f"{key.arn} key usage is {key.key_usage} which is not valid for {operation}."
+        )
 
 
 def require_usable(key: KeyRecord, operation: str, algorithm: str | None) -> None:
     """Key state, then key usage, then algorithm; raises the matching AWS error."""
     require_state(key, allow=(KeyState.ENABLED,))
-    if key.key_usage != "ENCRYPT_DECRYPT":
-        raise InvalidKeyUsageException(
-            f"{key.arn} key usage is {key.key_usage} which is not valid for {operation}."
-        )
-    if algorithm not in (None, ALGORITHM):
+    _require_encrypt_decrypt(key, operation)
+    if key.key_spec != ALGORITHM:
+        require_rsa_algorithm(key, algorithm)
+    elif algorithm not in (None, ALGORITHM):
         raise InvalidKeyUsageException(
             f"Algorithm {algorithm} is incompatible with key spec {key.key_spec}."
         )
@@ -91,25 +125,23 @@ def unseal(
     scope: RequestScope,
     blob: bytes,
     context: Mapping[str, str] | None,
-    requested_key_id: str | None,
+    requested: KeyRecord | None,
     operation: str,
     algorithm: str | None,
 ) -> tuple[KeyRecord, str, bytes]:
-    """Decrypt a blob; returns ``(key, material id, plaintext)``.
+    """Decrypt a symmetric blob; returns ``(key, material id, plaintext)``.
 
-    Raises the key's state errors, :class:`IncorrectKeyException` when ``requested_key_id``
-    names another key, and :class:`InvalidCiphertextException` for everything else.
+    Raises the key's state errors, :class:`IncorrectKeyException` when ``requested`` (the
+    key the caller named, if any) is another key, and :class:`InvalidCiphertextException`
+    for everything else.
     """
     try:
         parsed = decode_blob(blob)
     except MalformedCiphertextError:
         raise InvalidCiphertextException() from None
-    if requested_key_id is not None:
-        requested = resolve_key(services, scope, requested_key_id, allow_alias=True)
+    if requested is not None:
         if requested.key_id != parsed.key_id:
-            raise IncorrectKeyException(
-                "The key ID in the request does not identify a CMK that can perform this operation."
-            )
+            raise IncorrectKeyException(INCORRECT_KEY_MESSAGE)
         key = requested
     else:
         # The blob names its key by bare id in the caller's account and region; anything
@@ -148,14 +180,42 @@ def _reject_recipient(request: Request) -> None:
         )
 
 
+def _requested_key(services: Services, scope: RequestScope, key_id: str | None) -> KeyRecord | None:
+    return None if key_id is None else resolve_key(services, scope, key_id, allow_alias=True)
+
+
 def encrypt(services: Services, scope: RequestScope, request: Request) -> Response:
-    key = usable_key(
-        services, scope, request["KeyId"], "Encrypt", request.get("EncryptionAlgorithm")
-    )
+    algorithm = request.get("EncryptionAlgorithm")
+    key = usable_key(services, scope, request["KeyId"], "Encrypt", algorithm)
+    if key.key_spec != ALGORITHM:
+        refuse_context(request.get("EncryptionContext"))
+        if request.get("DryRun"):
+            raise DryRunOperationException(_DRY_RUN_MESSAGE)
+        chosen = require_rsa_algorithm(key, algorithm)
+        ciphertext = rsa_encrypt(services, key, chosen, request["Plaintext"])
+        return {"CiphertextBlob": ciphertext, "KeyId": key.arn, "EncryptionAlgorithm": chosen}
     if request.get("DryRun"):
         raise DryRunOperationException(_DRY_RUN_MESSAGE)
     blob = seal(services, key, request["Plaintext"], request.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": ALGORITHM}
+
+
+def _decrypt_asymmetric(
+    services: Services,
+    key: KeyRecord,
+    blob: bytes,
+    context: Mapping[str, str] | None,
+    algorithm: str | None,
+    operation: str,
+    dry_run: bool,
+) -> tuple[str, bytes]:
+    """Decrypt an RSA-OAEP ciphertext under ``key``; returns ``(algorithm, plaintext)``."""
+    require_usable(key, operation, algorithm)
+    assert algorithm is not None  # require_usable refuses an omitted one for RSA keys
+    refuse_context(context)
+    if dry_run:
+        raise DryRunOperationException(_DRY_RUN_MESSAGE)
+    return algorithm, rsa_decrypt(services, key, algorithm, blob)
 
 
 def decrypt(services: Services, scope: RequestScope, request: Request) -> Response:
@@ -174,12 +234,24 @@ def decrypt(services: Services, scope: RequestScope, request: Request) -> Respon
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
             "constraint: Member must not be null"
         )
+    requested = _requested_key(services, scope, request.get("KeyId"))
+    if requested is not None and requested.key_spec != ALGORITHM:
+        used, plaintext = _decrypt_asymmetric(
+            services,
+            requested,
+            blob,
+            request.get("EncryptionContext"),
+            algorithm,
+            "Decrypt",
+            bool(request.get("DryRun")),
+        )
+        return {"KeyId": requested.arn, "Plaintext": plaintext, "EncryptionAlgorithm": used}
     key, material_id, plaintext = unseal(
         services,
         scope,
         blob,
         request.get("EncryptionContext"),
-        request.get("KeyId"),
+        requested,
         "Decrypt",
         algorithm,
     )
@@ -207,27 +279,52 @@ def re_encrypt(services: Services, scope: RequestScope, request: Request) -> Res
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
             "constraint: Member must not be null"
         )
-    source, source_material, plaintext = unseal(
-        services,
-        scope,
-        blob,
-        request.get("SourceEncryptionContext"),
-        request.get("SourceKeyId"),
-        "ReEncrypt",
-        request.get("SourceEncryptionAlgorithm"),
-    )
+    destination_algorithm = request.get("DestinationEncryptionAlgorithm") or ALGORITHM
+    destination_context = request.get("DestinationEncryptionContext")
+    if destination.key_spec != ALGORITHM:
+        refuse_context(destination_context)
+    requested = _requested_key(services, scope, request.get("SourceKeyId"))
+    source_material: str | None = None
+    if requested is not None and requested.key_spec != ALGORITHM:
+        source = requested
+        source_algorithm, plaintext = _decrypt_asymmetric(
+            services,
+            requested,
+            blob,
+            request.get("SourceEncryptionContext"),
+            request.get("SourceEncryptionAlgorithm"),
+            "ReEncrypt",
+            bool(request.get("DryRun")),
+        )
+    else:
+        source, source_material, plaintext = unseal(
+            services,
+            scope,
+            blob,
+            request.get("SourceEncryptionContext"),
+            requested,
+            "ReEncrypt",
+            request.get("SourceEncryptionAlgorithm"),
+        )
+        source_algorithm = ALGORITHM
     if request.get("DryRun"):
         raise DryRunOperationException(_DRY_RUN_MESSAGE)
-    new_blob = seal(services, destination, plaintext, request.get("DestinationEncryptionContext"))
-    return {
-        "CiphertextBlob": new_blob,
+    response: Response = {
         "SourceKeyId": source.arn,
         "KeyId": destination.arn,
-        "SourceEncryptionAlgorithm": ALGORITHM,
-        "DestinationEncryptionAlgorithm": ALGORITHM,
-        "SourceKeyMaterialId": source_material,
-        "DestinationKeyMaterialId": destination.current_material_id,
+        "SourceEncryptionAlgorithm": source_algorithm,
+        "DestinationEncryptionAlgorithm": destination_algorithm,
     }
+    if source_material is not None:
+        response["SourceKeyMaterialId"] = source_material
+    if destination.key_spec != ALGORITHM:
+        response["CiphertextBlob"] = rsa_encrypt(
+            services, destination, destination_algorithm, plaintext
+        )
+    else:
+        response["CiphertextBlob"] = seal(services, destination, plaintext, destination_context)
+        response["DestinationKeyMaterialId"] = destination.current_material_id
+    return response
 
 
 def _data_key_size(request: Request) -> int:
@@ -244,7 +341,7 @@ def _generate_data_key(
     services: Services, scope: RequestScope, request: Request, operation: str
 ) -> tuple[KeyRecord, bytes, bytes]:
     size = _data_key_size(request)
-    key = usable_key(services, scope, request["KeyId"], operation, None)
+    key = usable_key(services, scope, request["KeyId"], operation, None, symmetric_only=True)
     if request.get("DryRun"):
         raise DryRunOperationException(_DRY_RUN_MESSAGE)
     try:

@@ -68,11 +68,13 @@ MAX_VALID_TO_DAYS = 365
 #: then a stale token is answered ExpiredImportTokenException rather than "invalid".
 WRAPPING_KEY_RETENTION_SECONDS = 30 * SECONDS_PER_DAY
 
-INVALID_TOKEN_MESSAGE = (
+INVALID_TOKEN_MESSAGE = (  # noqa: S105 - an error message, not a secret
     "The request was rejected because the provided import token is invalid or is associated "
     "with a different KMS key."
 )
-EXPIRED_TOKEN_MESSAGE = "The request was rejected because the specified import token is expired."
+EXPIRED_TOKEN_MESSAGE = (  # noqa: S105 - an error message, not a secret
+    "The request was rejected because the specified import token is expired."
+)
 INCORRECT_MATERIAL_MESSAGE = (
     "The request was rejected because the key material in the request is, expired, invalid, "
     "or does not meet expectations."

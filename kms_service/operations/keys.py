@@ -12,6 +12,13 @@ from kms_service.domain.errors import (
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY, create_key_record
+from kms_service.operations.key_kinds import (
+    ALLOWED_USAGES,
+    COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS,
+    COMMERCIAL_KEY_SPECS,
+    commercial_enum_error,
+    require_backend_spec,
+)
 from kms_service.operations.metadata import key_metadata
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
 from kms_service.operations.policy import check_policy
@@ -28,29 +35,45 @@ Request = dict[str, Any]
 Response = dict[str, Any]
 
 
-def create_key(services: Services, scope: RequestScope, request: Request) -> Response:
-    """CreateKey for symmetric encryption keys (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT)."""
-    key_spec = (
-        request.get("KeySpec") or request.get("CustomerMasterKeySpec") or ("SYMMETRIC_DEFAULT")
-    )
+def _key_spec_and_usage(request: Request) -> tuple[str, str]:
+    """The requested key spec and usage, checked against each other as AWS checks them
+    (rules and sources in docs/key-types.md)."""
     if request.get("KeySpec") and request.get("CustomerMasterKeySpec"):
         raise ValidationException(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
             "CustomerMasterKeySpec parameter is deprecated. Use KeySpec parameter instead."
         )
+    if request.get("KeySpec"):
+        key_spec = str(request["KeySpec"])
+        if key_spec == "SM2":
+            raise commercial_enum_error("keySpec", key_spec, COMMERCIAL_KEY_SPECS)
+        if key_spec not in COMMERCIAL_KEY_SPECS:
+            raise UnsupportedOperationException(f"KeySpec {key_spec} is not supported by mock-kms.")
+    elif request.get("CustomerMasterKeySpec"):
+        key_spec = str(request["CustomerMasterKeySpec"])
+        if key_spec not in COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS:
+            raise commercial_enum_error(
+                "customerMasterKeySpec", key_spec, COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS
+            )
+    else:
+        key_spec = "SYMMETRIC_DEFAULT"
     key_usage = request.get("KeyUsage")
-    if key_spec != "SYMMETRIC_DEFAULT":
-        if key_usage is None:
+    if key_usage is None:
+        if key_spec != "SYMMETRIC_DEFAULT":
             raise ValidationException(
                 "You must specify a KeyUsage value for all KMS keys except for symmetric "
                 "encryption keys."
             )
-        raise UnsupportedOperationException(
-            f"KeySpec {key_spec} is not supported by mock-kms yet; "
-            "only SYMMETRIC_DEFAULT keys are available."
-        )
-    if key_usage not in (None, "ENCRYPT_DECRYPT"):
+        key_usage = "ENCRYPT_DECRYPT"
+    if key_usage not in ALLOWED_USAGES[key_spec]:
         raise ValidationException(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
+    return key_spec, str(key_usage)
+
+
+def create_key(services: Services, scope: RequestScope, request: Request) -> Response:
+    """CreateKey for every key spec AWS offers in its commercial Regions that the default
+    backend declares; the others are refused with AWS-shaped errors."""
+    key_spec, key_usage = _key_spec_and_usage(request)
     origin = request.get("Origin", "AWS_KMS")
     if origin not in ("AWS_KMS", "EXTERNAL"):
         raise UnsupportedOperationException(
@@ -63,6 +86,7 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
     if policy is not None:
         check_policy(policy)
     tags = check_new_tags(request.get("Tags") or [], existing=())
+    require_backend_spec(services.backend(services.default_backend), key_spec)
     key = create_key_record(
         services,
         scope,
@@ -70,6 +94,8 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         policy=policy,
         tags=tags,
         multi_region=bool(request.get("MultiRegion", False)),
+        key_spec=key_spec,
+        key_usage=key_usage,
         origin=origin,
     )
     return {"KeyMetadata": key_metadata(key)}

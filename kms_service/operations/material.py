@@ -9,8 +9,9 @@ from kms_service.domain.errors import KeyUnavailableException
 from kms_service.operations.context import Services
 
 
-def new_material(services: Services, backend_name: str) -> str:
-    """Create fresh key material in a backend and return its id (64 lowercase hex).
+def new_material(services: Services, backend_name: str, key_spec: str = "SYMMETRIC_DEFAULT") -> str:
+    """Create fresh key material of ``key_spec`` in a backend and return its id (64
+    lowercase hex). The caller has checked that the backend declares the spec.
 
     Created before the metadata that refers to it is committed: a crash in between leaves an
     unreferenced object in the backend, never a key without material.
@@ -18,7 +19,7 @@ def new_material(services: Services, backend_name: str) -> str:
     material_id = secrets.token_hex(32)
     backend = services.backend(backend_name)
     try:
-        backend.create_material(material_id)
+        backend.create_material(material_id, key_spec)
     except BackendError:
         raise KeyUnavailableException("The key store is unavailable.") from None
     return material_id

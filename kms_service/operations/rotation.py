@@ -36,6 +36,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
     """Turn automatic rotation on, or change its period (the schedule moves with it)."""
     period = int(request.get("RotationPeriodInDays") or DEFAULT_PERIOD_DAYS)
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
@@ -56,6 +57,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
 
 def disable_key_rotation(services: Services, scope: RequestScope, request: Request) -> None:
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
@@ -69,6 +71,7 @@ def disable_key_rotation(services: Services, scope: RequestScope, request: Reque
 def get_key_rotation_status(services: Services, scope: RequestScope, request: Request) -> Response:
     """Works in every state; a key pending deletion reports rotation off, as on AWS."""
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     enabled = key.rotation_enabled and key.state != KeyState.PENDING_DELETION
     response: Response = {"KeyId": key.arn, "KeyRotationEnabled": enabled}
     if enabled:
@@ -80,6 +83,7 @@ def get_key_rotation_status(services: Services, scope: RequestScope, request: Re
 def rotate_key_on_demand(services: Services, scope: RequestScope, request: Request) -> Response:
     """New current material now; the automatic schedule is left as it was."""
     key = resolve_key(services, scope, request["KeyId"])
+    require_symmetric_encryption_key(key)
     require_customer_managed(key)
     require_state(key, allow=(KeyState.ENABLED,))
     limit = services.settings.on_demand_rotation_limit
@@ -115,6 +119,13 @@ def refuse_imported(key: KeyRecord) -> None:
         raise UnsupportedOperationException(
             f"{key.arn} origin is EXTERNAL which is not valid for this operation."
         )
+
+
+def require_symmetric_encryption_key(key: KeyRecord) -> None:
+    """Rotation is for symmetric encryption keys only: AWS refuses asymmetric and HMAC keys
+    with a message-less UnsupportedOperationException (docs/key-types.md)."""
+    if key.key_spec != "SYMMETRIC_DEFAULT":
+        raise UnsupportedOperationException()
 
 
 def _check_rotation_limit(key: KeyRecord, limit: int) -> None:

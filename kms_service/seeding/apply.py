@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 from dataclasses import dataclass, field
 
 from backends.base import BackendError, KeyBackend, MaterialRejectedError
@@ -147,14 +146,11 @@ def _import_materials(
 
 def _new_material(services: Services, backend_name: str, seed: SeedKey) -> str:
     """Fresh material of the seed's key spec, generated in the backend; returns its id."""
-    if seed.key_spec == "SYMMETRIC_DEFAULT":
-        return new_material(services, backend_name)
-    material_id = secrets.token_hex(32)
-    try:
-        services.backend(backend_name).create_material(material_id, seed.key_spec)
-    except BackendError as exc:
-        raise seed.position.error(f"the key store cannot create {seed.key_spec}: {exc}") from None
-    return material_id
+    if seed.key_spec not in services.backend(backend_name).capabilities.key_specs:
+        raise seed.position.error(
+            f"the {backend_name} backend does not serve {seed.key_spec} keys", "key_spec"
+        )
+    return new_material(services, backend_name, seed.key_spec)
 
 
 def _record_imported(

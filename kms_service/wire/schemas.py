@@ -34,6 +34,18 @@ KEY_USAGES = [
 ORIGINS = ["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]
 ENCRYPTION_ALGORITHMS = ["SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]
 DATA_KEY_SPECS = ["AES_256", "AES_128"]
+SIGNING_ALGORITHMS = [
+    "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
+    "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512",
+    "ECDSA_SHA_256", "ECDSA_SHA_384", "ECDSA_SHA_512", "SM2DSA", "ML_DSA_SHAKE_256",
+    "ED25519_SHA_512", "ED25519_PH_SHA_512",
+]  # fmt: skip
+MESSAGE_TYPES = ["RAW", "DIGEST", "EXTERNAL_MU"]
+MAC_ALGORITHMS = ["HMAC_SHA_224", "HMAC_SHA_256", "HMAC_SHA_384", "HMAC_SHA_512"]
+DATA_KEY_PAIR_SPECS = [
+    "RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
+    "ECC_SECG_P256K1", "SM2", "ECC_NIST_EDWARDS25519",
+]  # fmt: skip
 ALIAS_PATTERN = r"^[a-zA-Z0-9:/_-]+$"
 MARKER_PATTERN = r"[\u0020-\u00FF]*"
 POLICY_PATTERN = r"[\u0009\u000A\u000D\u0020-\u00FF]+"
@@ -222,6 +234,57 @@ class GenerateDataKey(GenerateDataKeyWithoutPlaintext):
     Recipient = AwsStruct(RecipientSchema)
 
 
+class Sign(RequestSchema):
+    KeyId = key_id()
+    Message = AwsBlob(min_length=1, max_length=4096, required=True)
+    MessageType = AwsString(enum=MESSAGE_TYPES)
+    GrantTokens = grant_tokens()
+    SigningAlgorithm = AwsString(enum=SIGNING_ALGORITHMS, required=True)
+    DryRun = AwsBoolean()
+
+
+class Verify(Sign):
+    Signature = AwsBlob(min_length=1, max_length=6144, required=True)
+
+
+class GetPublicKey(RequestSchema):
+    KeyId = key_id()
+    GrantTokens = grant_tokens()
+
+
+class GenerateMac(RequestSchema):
+    Message = AwsBlob(min_length=1, max_length=4096, required=True)
+    KeyId = key_id()
+    MacAlgorithm = AwsString(enum=MAC_ALGORITHMS, required=True)
+    GrantTokens = grant_tokens()
+    DryRun = AwsBoolean()
+
+
+class VerifyMac(GenerateMac):
+    Mac = AwsBlob(min_length=1, max_length=6144, required=True)
+
+
+class DeriveSharedSecret(RequestSchema):
+    KeyId = key_id()
+    KeyAgreementAlgorithm = AwsString(enum=["ECDH"], required=True)
+    PublicKey = AwsBlob(min_length=1, max_length=8192, required=True)
+    GrantTokens = grant_tokens()
+    DryRun = AwsBoolean()
+    Recipient = AwsStruct(RecipientSchema)
+
+
+class GenerateDataKeyPairWithoutPlaintext(RequestSchema):
+    EncryptionContext = AwsStringMap()
+    KeyId = key_id()
+    KeyPairSpec = AwsString(enum=DATA_KEY_PAIR_SPECS, required=True)
+    GrantTokens = grant_tokens()
+    DryRun = AwsBoolean()
+
+
+class GenerateDataKeyPair(GenerateDataKeyPairWithoutPlaintext):
+    Recipient = AwsStruct(RecipientSchema)
+
+
 SCHEMAS: dict[str, type[Schema]] = {
     "CreateKey": CreateKey,
     "DescribeKey": DescribeKey,
@@ -252,6 +315,14 @@ SCHEMAS: dict[str, type[Schema]] = {
     "GetKeyPolicy": GetKeyPolicy,
     "PutKeyPolicy": PutKeyPolicy,
     "ListKeyPolicies": ListKeyPolicies,
+    "Sign": Sign,
+    "Verify": Verify,
+    "GetPublicKey": GetPublicKey,
+    "GenerateMac": GenerateMac,
+    "VerifyMac": VerifyMac,
+    "DeriveSharedSecret": DeriveSharedSecret,
+    "GenerateDataKeyPair": GenerateDataKeyPair,
+    "GenerateDataKeyPairWithoutPlaintext": GenerateDataKeyPairWithoutPlaintext,
 }
 
 

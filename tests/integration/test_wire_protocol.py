@@ -247,7 +247,7 @@ def test_unknown_operation(caller: Caller, target: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "operation", ["Sign", "Verify", "CreateGrant", "GenerateMac", "GetPublicKey"]
+    "operation", ["CreateGrant", "ReplicateKey", "UpdatePrimaryRegion", "Encapsulate"]
 )
 def test_known_but_unimplemented_operation(caller: Caller, operation: str) -> None:
     body = assert_kms_error(caller.call(operation, {"KeyId": KEY}), "UnsupportedOperationException")
@@ -256,7 +256,7 @@ def test_known_but_unimplemented_operation(caller: Caller, operation: str) -> No
 
 def test_unimplemented_operation_through_boto3(kms: KmsClient) -> None:
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
-        kms.sign(KeyId=KEY, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
+        kms.replicate_key(KeyId=KEY, ReplicaRegion="us-west-2")
 
 
 # --- body cap ------------------------------------------------------------------------------
