@@ -30,6 +30,7 @@ several backing keys of an HMAC key) is ignored with a warning.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from backends.key_specs import EC_CURVES, ED25519_SPEC, HMAC_SPECS, RSA_SPECS
@@ -41,9 +42,12 @@ from kms_service.seeding.kinds import (
     secret_bytes,
 )
 from kms_service.seeding.model import SeedAlias, SeedDocument, SeedKey, SeedMaterial, SeedRotation
-from kms_service.seeding.native import KEY_ID, key_id_of, material_bytes, position
+from kms_service.seeding.native import key_id_of, material_bytes, position
 
 FORMAT = "local-kms"
+#: local-kms's README names a secp256k1 key by its Ethereum address (``0x`` + 40 hex), which
+#: cannot be a KMS key id: such entries are skipped. Other malformed ids are errors.
+ETHEREUM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 DEFAULT_PERIOD_DAYS = 365
 
 
@@ -96,8 +100,8 @@ def _typed_sections(document: SeedDocument, keys: Node, skipped: set[str]) -> li
                 reason = None
                 if parser is None:
                     reason = "mock-kms does not know this local-kms key section"
-                elif not KEY_ID.match(key_id):
-                    reason = "its KeyId is not a KMS key id (a lowercase UUID)"
+                elif ETHEREUM_ADDRESS.match(key_id):
+                    reason = "its KeyId is an address, not a KMS key id (a lowercase UUID)"
                 if reason is not None:
                     skipped.add(key_id)
                     document.warnings.append(

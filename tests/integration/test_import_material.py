@@ -503,3 +503,107 @@ def test_openssl_wrap_helper_is_exercised_by_openssl_itself(tmp_path: Path) -> N
     aes_key = private.decrypt(wrapped[:256], oaep)
     assert keywrap.aes_key_unwrap_with_padding(aes_key, wrapped[256:]) == material
     assert subprocess.run(["openssl", "version"], capture_output=True, check=False).returncode == 0
+
+
+# --- HMAC and asymmetric keys -----------------------------------------------------------------
+def openssl_private_key_der(algorithm_args: list[str], work_dir: Path) -> bytes:
+    """A fresh private key made by the openssl command line, as PKCS#8 DER (AWS's import
+    format for asymmetric keys)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    pem = work_dir / "private.pem"
+    subprocess.run(
+        ["openssl", "genpkey", *algorithm_args, "-out", str(pem)], check=True, capture_output=True
+    )
+    result = subprocess.run(
+        ["openssl", "pkcs8", "-topk8", "-nocrypt", "-in", str(pem), "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    )
+    return result.stdout
+
+
+def test_imported_hmac_key_macs_like_python_hmac(kms: KmsClient, tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+
+    key_id = external_key(kms, KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    material = os.urandom(32)
+    import_material(kms, key_id, material, tmp_path)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "Enabled" and metadata["MacAlgorithms"] == ["HMAC_SHA_256"]
+    message = b"imported HMAC key"
+    mac = kms.generate_mac(KeyId=key_id, Message=message, MacAlgorithm="HMAC_SHA_256")["Mac"]
+    assert mac == hmac.new(material, message, hashlib.sha256).digest()
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, os.urandom(32), tmp_path / "other")
+    with expect_error("UnsupportedOperationException"):
+        import_material(
+            kms, key_id, os.urandom(32), tmp_path / "new", ImportType="NEW_KEY_MATERIAL"
+        )
+
+
+@pytest.mark.parametrize(
+    ("key_spec", "genpkey", "algorithm", "signing"),
+    [
+        ("ECC_NIST_P256", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+         "RSAES_OAEP_SHA_256", "ECDSA_SHA_256"),
+        ("ECC_SECG_P256K1", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+         "RSA_AES_KEY_WRAP_SHA_1", "ECDSA_SHA_256"),
+        ("RSA_2048", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+         "RSA_AES_KEY_WRAP_SHA_256", "RSASSA_PSS_SHA_256"),
+    ],
+)  # fmt: skip
+def test_imported_private_key_signs_verifiably_with_the_known_public_key(
+    kms: KmsClient, tmp_path: Path, key_spec: str, genpkey: list[str], algorithm: str, signing: str
+) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+    key_id = external_key(kms, KeySpec=key_spec, KeyUsage="SIGN_VERIFY")
+    require_wrapping(kms, key_id, algorithm)
+    der = openssl_private_key_der(genpkey, tmp_path / "key")
+    known = serialization.load_der_private_key(der, None).public_key()
+    imported = import_material(kms, key_id, der, tmp_path / "wrap", algorithm=algorithm)
+    assert imported["KeyMaterialId"]
+    public = kms.get_public_key(KeyId=key_id)["PublicKey"]
+    assert public == known.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    message = b"signed by imported material"
+    signature = kms.sign(
+        KeyId=key_id, Message=message, MessageType="RAW", SigningAlgorithm=signing
+    )["Signature"]
+    if isinstance(known, ec.EllipticCurvePublicKey):
+        known.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    else:
+        assert isinstance(known, rsa.RSAPublicKey)
+        known.verify(
+            signature,
+            message,
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+            hashes.SHA256(),
+        )
+    # Asymmetric keys take their first material for good: other material is refused.
+    other = openssl_private_key_der(genpkey, tmp_path / "other")
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, other, tmp_path / "wrap2", algorithm=algorithm)
+
+
+def test_rsa_private_key_does_not_fit_plain_oaep(kms: KmsClient, tmp_path: Path) -> None:
+    """AWS: RSA private keys must be wrapped with RSA_AES_KEY_WRAP_*; openssl itself refuses
+    to OAEP-encrypt something that large, so the service never sees such a request."""
+    key_id = external_key(kms, KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    der = openssl_private_key_der(
+        ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], tmp_path / "key"
+    )
+    with pytest.raises(AssertionError):
+        import_material(kms, key_id, der, tmp_path / "wrap")
+
+
+def test_symmetric_material_into_an_hmac_key_is_incorrect(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms, KeySpec="HMAC_512", KeyUsage="GENERATE_VERIFY_MAC")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, os.urandom(32), tmp_path)  # HMAC_512 needs >= 64 bytes

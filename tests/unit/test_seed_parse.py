@@ -105,15 +105,18 @@ def test_errors_name_the_line_and_the_field(text: str, line: int, field: str, wo
     assert str(error).startswith(f"seed.yaml:{line}: ")
 
 
-def test_local_kms_simple_example_keeps_aes_and_skips_ecc_with_warnings() -> None:
+def test_local_kms_simple_example_loads_aes_and_ecc_and_skips_the_address_id() -> None:
     document = load_seed_file(FIXTURES / "README-simple.yaml")
     assert document.format == "local-kms"
-    assert [key.key_id for key in document.keys] == ["bc436485-5092-42b8-92a3-0aa8b93536dc"]
+    assert [(k.key_id, k.key_spec, k.key_usage) for k in document.keys] == [
+        ("bc436485-5092-42b8-92a3-0aa8b93536dc", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
+        ("800d5768-3fd7-4edd-a4b8-4c81c3e4c147", "ECC_NIST_P256", "SIGN_VERIFY"),
+    ]
     assert [a.name for a in document.aliases] == ["alias/testing"]
-    assert len(document.warnings) == 2
-    assert all("skipped" in warning and "Ecc" in warning for warning in document.warnings)
-    # The 0x... id is reported as written, not as YAML 1.1's hexadecimal integer.
-    assert "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" in document.warnings[0]
+    # The 0x... id (an Ethereum address) is reported as written, not as YAML 1.1's integer.
+    assert len(document.warnings) == 1
+    assert "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266 skipped" in document.warnings[0]
+    assert "README-simple.yaml:11: Keys.Asymmetric.Ecc[0]" in document.warnings[0]
 
 
 def test_local_kms_backing_keys_become_material_versions() -> None:
