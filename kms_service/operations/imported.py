@@ -74,6 +74,13 @@ def summary_changes(key: KeyRecord, materials: list[ImportedMaterialRecord]) -> 
     return changes
 
 
+def material_complete(services: Services, key: KeyRecord) -> bool:
+    """Whether every material associated with the EXTERNAL ``key`` is imported (and there is
+    some): the key can be used."""
+    associated = [m for m in services.store.imported_materials(key) if not m.pending_rotation]
+    return bool(associated) and all(m.import_state == IMPORTED for m in associated)
+
+
 def destroy_imported(services: Services, key: KeyRecord, material: ImportedMaterialRecord) -> None:
     """Destroy one imported material in the backend and mark it PENDING_IMPORT; the caller
     holds the write transaction, so a failure leaves the material as it was."""

@@ -12,6 +12,7 @@ from kms_service.domain.errors import (
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY, create_key_record
+from kms_service.operations.imported import material_complete
 from kms_service.operations.key_kinds import (
     ALLOWED_USAGES,
     COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS,
@@ -182,11 +183,15 @@ def schedule_key_deletion(services: Services, scope: RequestScope, request: Requ
 
 
 def cancel_key_deletion(services: Services, scope: RequestScope, request: Request) -> Response:
-    """CancelKeyDeletion: the key comes back Disabled, as on AWS."""
+    """CancelKeyDeletion: the key comes back Disabled, as on AWS (PendingImport when it is an
+    EXTERNAL key without all its material, docs/key-import.md)."""
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)
         if key.state != KeyState.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is not pending deletion.")
-        services.store.update_key(key, state=KeyState.DISABLED, deletion_date=None)
+        state = KeyState.DISABLED
+        if key.origin == "EXTERNAL" and not material_complete(services, key):
+            state = KeyState.PENDING_IMPORT
+        services.store.update_key(key, state=state, deletion_date=None)
     return {"KeyId": key.arn}

@@ -607,3 +607,24 @@ def test_symmetric_material_into_an_hmac_key_is_incorrect(kms: KmsClient, tmp_pa
     require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
     with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
         import_material(kms, key_id, os.urandom(32), tmp_path)  # HMAC_512 needs >= 64 bytes
+
+
+def test_cancelled_deletion_of_a_key_without_material_returns_to_pending_import(
+    kms: KmsClient, tmp_path: Path
+) -> None:
+    never = external_key(kms)
+    kms.schedule_key_deletion(KeyId=never, PendingWindowInDays=7)
+    kms.cancel_key_deletion(KeyId=never)
+    assert kms.describe_key(KeyId=never)["KeyMetadata"]["KeyState"] == "PendingImport"
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
+    import_material(kms, key_id, os.urandom(32), tmp_path, algorithm="RSAES_OAEP_SHA_1")
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    kms.cancel_key_deletion(KeyId=key_id)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Disabled"
+    # Material deleted while the key is pending deletion leaves the state alone.
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    kms.delete_imported_key_material(KeyId=key_id)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    kms.cancel_key_deletion(KeyId=key_id)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
