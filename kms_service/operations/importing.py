@@ -351,10 +351,7 @@ def _target(
             raise IncorrectKeyMaterialException(INCORRECT_MATERIAL_MESSAGE)
         return secrets.token_hex(32), True
     if requested_id is not None:
-        if not any(m.material_id == requested_id for m in materials):
-            raise NotFoundException(
-                f"Key material {requested_id} is not associated with the key {key.arn}."
-            )
+        # AWS checks that the named material is associated with the key and is this one.
         same = [m for m in same if m.material_id == requested_id]
     if not same:
         raise IncorrectKeyMaterialException(INCORRECT_MATERIAL_MESSAGE)

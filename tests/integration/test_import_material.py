@@ -628,3 +628,57 @@ def test_cancelled_deletion_of_a_key_without_material_returns_to_pending_import(
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     kms.cancel_key_deletion(KeyId=key_id)
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_key_material_id_names_the_material_to_reimport_or_delete(
+    kms: KmsClient, tmp_path: Path
+) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    first_material, second_material = os.urandom(32), os.urandom(32)
+    first = import_material(kms, key_id, first_material, tmp_path / "1")["KeyMaterialId"]
+    second = import_material(
+        kms, key_id, second_material, tmp_path / "2", ImportType="NEW_KEY_MATERIAL"
+    )["KeyMaterialId"]
+    kms.rotate_key_on_demand(KeyId=key_id)
+    old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"second")["CiphertextBlob"]
+
+    # Deleting the non-current material still makes the key unusable, as on AWS.
+    deleted = kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId=first)
+    assert deleted["KeyMaterialId"] == first
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, first_material, tmp_path / "3", KeyMaterialId=second)
+    with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
+        import_material(kms, key_id, first_material, tmp_path / "4", KeyMaterialId="0" * 64)
+    again = import_material(kms, key_id, first_material, tmp_path / "5", KeyMaterialId=first)
+    assert again["KeyMaterialId"] == first
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == second
+    assert kms.decrypt(CiphertextBlob=old_blob)["Plaintext"] == b"second"
+    with expect_error("NotFoundException"):
+        kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId="f" * 64)
+    with expect_error(
+        "ValidationException",
+        "You cannot specify a key material ID with ImportType set to NEW_KEY_MATERIAL.",
+    ):
+        import_material(
+            kms, key_id, os.urandom(32), tmp_path / "6",
+            ImportType="NEW_KEY_MATERIAL", KeyMaterialId=first,
+        )  # fmt: skip
+
+
+def test_import_into_a_key_pending_deletion_is_refused(kms: KmsClient, tmp_path: Path) -> None:
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    wrapped = wrap_with_openssl(
+        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_256", tmp_path
+    )
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    with expect_error("KMSInvalidStateException", f"{key_arn(kms, key_id)} is pending deletion."):
+        kms.import_key_material(
+            KeyId=key_id, ImportToken=parameters["ImportToken"], EncryptedKeyMaterial=wrapped,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
