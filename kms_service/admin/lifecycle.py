@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from kms_service.admin.shared_settings import CLOCK_OFFSET, FAULTS, SharedSettings
 from kms_service.domain.key_states import KeyState
 from kms_service.operations import Services
+from kms_service.operations.importing import purge_expired_wrapping_keys
 from kms_service.operations.material import destroy_pending_material
 from kms_service.operations.resolve import apply_due_lifecycle
 
@@ -62,6 +64,7 @@ def wipe_state(services: Services, shared: SharedSettings) -> int:
         for key in keys:
             services.store.delete_key(key)
     destroy_pending_material(services)
+    purge_expired_wrapping_keys(services, cutoff=math.inf)  # import wrapping keys too
     shared.set(CLOCK_OFFSET, None)
     shared.set(FAULTS, None)
     return len(keys)

@@ -170,9 +170,11 @@ def get_parameters_for_import(
     }
 
 
-def purge_expired_wrapping_keys(services: Services) -> None:
-    """Destroy wrapping key pairs (and their rows) expired for longer than the retention."""
-    cutoff = services.clock.now() - WRAPPING_KEY_RETENTION_SECONDS
+def purge_expired_wrapping_keys(services: Services, cutoff: float | None = None) -> None:
+    """Destroy wrapping key pairs (and their rows) that expired before ``cutoff`` (default:
+    expired for longer than the retention; ``math.inf`` destroys them all)."""
+    if cutoff is None:
+        cutoff = services.clock.now() - WRAPPING_KEY_RETENTION_SECONDS
     for record in services.store.expired_wrapping_keys(cutoff):
         backend = services.backends.get(record.backend)
         if backend is not None:

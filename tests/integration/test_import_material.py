@@ -683,3 +683,27 @@ def test_import_into_a_key_pending_deletion_is_refused(kms: KmsClient, tmp_path:
             KeyId=key_id, ImportToken=parameters["ImportToken"], EncryptedKeyMaterial=wrapped,
             ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
         )  # fmt: skip
+
+
+def test_reset_destroys_wrapping_keys_too(kms: KmsClient, import_server: RunningServer) -> None:
+    import sqlite3
+
+    key_id = external_key(kms)
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
+    kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
+    )
+    metadata = sqlite3.connect(import_server.data_dir / "mock-kms.sqlite3")
+    try:
+        assert metadata.execute("SELECT count(*) FROM import_wrapping_keys").fetchone()[0] >= 1
+        status, _ = admin(import_server, "POST", "/reset", {})
+        assert status == 200
+        assert metadata.execute("SELECT count(*) FROM import_wrapping_keys").fetchone()[0] == 0
+    finally:
+        metadata.close()
+    if import_server.env.get("MOCK_KMS_BACKEND") != "pkcs11":
+        keystore = sqlite3.connect(import_server.data_dir / "software-keystore.sqlite3")
+        try:
+            assert keystore.execute("SELECT count(*) FROM wrapping_key").fetchone()[0] == 0
+        finally:
+            keystore.close()
