@@ -63,45 +63,6 @@ _ML_DSA_CLASSES: dict[str, type[_MlDsaPrivateKey]] = {
 }
 
 
-def _ml_dsa_available() -> bool:
-    """Whether the installed `cryptography` can generate ML-DSA keys (it needs a recent
-    OpenSSL or its own bundled one)."""
-    try:
-        mldsa.MLDSA44PrivateKey.generate()
-    except (UnsupportedAlgorithm, AttributeError):
-        return False
-    return True
-
-
-def _software_capabilities() -> BackendCapabilities:
-    """Every spec `cryptography` serves. SM2 is never among them (AWS offers it only in China
-    Regions, and `cryptography` has no SM2); ML-DSA only where `cryptography` can run it."""
-    ml_dsa = _ml_dsa_available()
-    key_specs = {SYMMETRIC_DEFAULT, *RSA_SPECS, *EC_CURVES, ED25519_SPEC, *HMAC_SPECS}
-    if ml_dsa:
-        key_specs.update(ML_DSA_SPECS)
-    signing = {
-        algorithm
-        for spec, algorithms in SIGNING_ALGORITHMS.items()
-        if spec in key_specs
-        for algorithm in algorithms
-    }
-    return BackendCapabilities(
-        key_specs=frozenset(key_specs),
-        signing_algorithms=frozenset(signing),
-        encryption_algorithms=frozenset(RSA_ENCRYPTION),
-        mac_algorithms=frozenset(MAC_HASHES),
-        key_agreement_specs=frozenset(KEY_AGREEMENT_SPECS),
-        wrapping_algorithms=frozenset(WRAPPING_ALGORITHMS),
-        wrapping_key_specs=frozenset(WRAPPING_KEY_SPECS),
-        exportable=True,
-    )
-
-
-#: Computed once per process: key generation is the only reliable probe of ML-DSA support.
-SOFTWARE_CAPABILITIES = _software_capabilities()
-
-
 @dataclass(frozen=True)
 class _Material:
     """Unwrapped material of one id, ready to use (cached per process)."""
@@ -169,6 +130,46 @@ def _spki(key: PrivateKeyTypes) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def _available(key_spec: str) -> bool:
+    """Whether the installed `cryptography` (and the OpenSSL under it) can make a key pair of
+    ``key_spec``: secp256k1, Ed25519 and ML-DSA depend on how OpenSSL was built."""
+    try:
+        _generate_private_key(key_spec)
+    except (UnsupportedAlgorithm, ValueError):
+        return False
+    return True
+
+
+def _software_capabilities() -> BackendCapabilities:
+    """Every spec the installed `cryptography` serves. SM2 is never among them (AWS offers it
+    only in its China Regions, and `cryptography` has no SM2)."""
+    key_specs = {SYMMETRIC_DEFAULT, *RSA_SPECS, *EC_CURVES, ED25519_SPEC, *HMAC_SPECS}
+    key_specs.update(ML_DSA_SPECS)
+    for optional in ("ECC_SECG_P256K1", ED25519_SPEC, *ML_DSA_SPECS):
+        if not _available(optional):
+            key_specs.discard(optional)
+    signing = {
+        algorithm
+        for spec, algorithms in SIGNING_ALGORITHMS.items()
+        if spec in key_specs
+        for algorithm in algorithms
+    }
+    return BackendCapabilities(
+        key_specs=frozenset(key_specs),
+        signing_algorithms=frozenset(signing),
+        encryption_algorithms=frozenset(RSA_ENCRYPTION),
+        mac_algorithms=frozenset(MAC_HASHES),
+        key_agreement_specs=frozenset(KEY_AGREEMENT_SPECS),
+        wrapping_algorithms=frozenset(WRAPPING_ALGORITHMS),
+        wrapping_key_specs=frozenset(WRAPPING_KEY_SPECS),
+        exportable=True,
+    )
+
+
+#: Computed once per process: key generation is the only reliable probe of ML-DSA support.
+SOFTWARE_CAPABILITIES = _software_capabilities()
 
 
 def validate_material(key_spec: str, material: bytes) -> PrivateKeyTypes | None:

@@ -64,6 +64,8 @@ class RunningSystem:
     client: SignedClient
     key_id: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    #: False for systems with fixed keys (the ceiling): the workload creates none there.
+    creates_keys: bool = True
 
     @property
     def endpoint(self) -> str:
@@ -195,6 +197,7 @@ def start_system(name: str, work_dir: Path, timeout: float = 60) -> RunningSyste
         system.key_id = str(created["KeyMetadata"]["KeyId"])
     else:
         system.key_id = "00000000-0000-4000-8000-000000000000"
+        system.creates_keys = False
     return system
 
 

@@ -37,11 +37,15 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Operation:
-    """One benchmarked operation: a KMS action and the payload size it carries."""
+    """One benchmarked operation: a KMS action and the payload size it carries; for the
+    asymmetric and HMAC operations, the key it needs and the algorithm (or pair spec)."""
 
     key: str  # short name used in results: "GenerateDataKey", "Encrypt-32B", ...
     action: str
     payload_bytes: int
+    key_spec: str | None = None  # None: the system's symmetric key
+    key_usage: str | None = None
+    algorithm: str | None = None
 
 
 OPERATIONS = (
@@ -50,6 +54,13 @@ OPERATIONS = (
     Operation("Encrypt-4KiB", "Encrypt", 4096),
     Operation("Decrypt-32B", "Decrypt", 32),
     Operation("Decrypt-4KiB", "Decrypt", 4096),
+    Operation("Sign-RSA2048-PSS", "Sign", 32, "RSA_2048", "SIGN_VERIFY", "RSASSA_PSS_SHA_256"),
+    Operation("Sign-ECDSA-P256", "Sign", 32, "ECC_NIST_P256", "SIGN_VERIFY", "ECDSA_SHA_256"),
+    Operation("Verify-ECDSA-P256", "Verify", 32, "ECC_NIST_P256", "SIGN_VERIFY", "ECDSA_SHA_256"),
+    Operation(
+        "GenerateMac-256", "GenerateMac", 32, "HMAC_256", "GENERATE_VERIFY_MAC", "HMAC_SHA_256"
+    ),
+    Operation("DataKeyPair-P256", "GenerateDataKeyPair", 0, None, None, "ECC_NIST_P256"),
 )
 
 
@@ -111,15 +122,40 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def request_params(client: SignedClient, key_id: str) -> dict[str, dict[str, Any]]:
+def request_params(
+    client: SignedClient,
+    key_id: str,
+    operations: tuple[Operation, ...] = OPERATIONS,
+    *,
+    creates_keys: bool = True,
+) -> dict[str, dict[str, Any]]:
     """The parameters of every operation, by operation key.
 
-    Decrypt gets a blob the system itself made with Encrypt, so every system decrypts its own
-    ciphertext. Raises :class:`KmsCallError` if the system cannot do the operation.
+    Decrypt gets a blob the system itself made with Encrypt, and Verify a signature the
+    system itself made with Sign, so every system checks its own output. Operations that need
+    a key of another kind get one created (``creates_keys``; the ceiling has fixed keys).
+    Raises :class:`KmsCallError` if the system cannot do an operation.
     """
     params: dict[str, dict[str, Any]] = {}
-    for operation in OPERATIONS:
-        if operation.action == "GenerateDataKey":
+    keys: dict[tuple[str, str], str] = {}
+    for operation in operations:
+        if operation.key_spec is not None and operation.key_usage is not None:
+            kind = (operation.key_spec, operation.key_usage)
+            if kind not in keys:
+                keys[kind] = (
+                    str(
+                        client.call(
+                            "CreateKey",
+                            {"KeySpec": kind[0], "KeyUsage": kind[1], "Description": "bench"},
+                        )["KeyMetadata"]["KeyId"]
+                    )
+                    if creates_keys
+                    else key_id
+                )
+            params[operation.key] = _key_type_params(client, operation, keys[kind])
+        elif operation.action == "GenerateDataKeyPair":
+            params[operation.key] = {"KeyId": key_id, "KeyPairSpec": operation.algorithm}
+        elif operation.action == "GenerateDataKey":
             params[operation.key] = {"KeyId": key_id, "KeySpec": "AES_256"}
         elif operation.action == "Encrypt":
             plaintext = os.urandom(operation.payload_bytes)
@@ -132,6 +168,21 @@ def request_params(client: SignedClient, key_id: str) -> dict[str, dict[str, Any
             if base64.b64decode(decrypted["Plaintext"]) != plaintext:
                 raise KmsCallError(f"{operation.key}: round trip returned other plaintext")
     return params
+
+
+def _key_type_params(client: SignedClient, operation: Operation, key_id: str) -> dict[str, Any]:
+    """Sign, Verify and GenerateMac parameters (Verify's signature made by the system)."""
+    message = _b64(os.urandom(operation.payload_bytes))
+    if operation.action == "GenerateMac":
+        return {"KeyId": key_id, "Message": message, "MacAlgorithm": operation.algorithm}
+    sign = {"KeyId": key_id, "Message": message, "SigningAlgorithm": operation.algorithm}
+    if operation.action == "Sign":
+        return sign
+    signature = client.call("Sign", sign)["Signature"]
+    verify = {**sign, "Signature": signature}
+    if client.call("Verify", verify).get("SignatureValid") is not True:
+        raise KmsCallError(f"{operation.key}: the system's own signature does not verify")
+    return verify
 
 
 def signed_request(

@@ -35,8 +35,12 @@ def _generate(
 ) -> tuple[Response, bytes]:
     """The response without the plaintext private key, and the plaintext private key."""
     key_pair_spec = str(request["KeyPairSpec"])
-    if key_pair_spec not in COMMERCIAL_KEY_PAIR_SPECS:
+    if key_pair_spec == "SM2":
         raise commercial_enum_error("keyPairSpec", key_pair_spec, COMMERCIAL_KEY_PAIR_SPECS)
+    if key_pair_spec not in COMMERCIAL_KEY_PAIR_SPECS:
+        raise UnsupportedOperationException(
+            f"KeyPairSpec {key_pair_spec} is not supported by mock-kms."
+        )
     key = usable_key(services, scope, request["KeyId"], operation, None, symmetric_only=True)
     if request.get("DryRun"):
         raise DryRunOperationException(DRY_RUN_MESSAGE)

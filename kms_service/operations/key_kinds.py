@@ -41,7 +41,8 @@ COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS: tuple[str, ...] = (
     SYMMETRIC_DEFAULT,
     *HMAC_SPECS,
 )
-#: ``KeyPairSpec`` of GenerateDataKeyPair in the commercial Regions (SM2 is China-only).
+#: ``KeyPairSpec`` of GenerateDataKeyPair in the commercial Regions that mock-kms serves (SM2
+#: is China-only; the ML-KEM pair specs are refused as unsupported).
 COMMERCIAL_KEY_PAIR_SPECS: tuple[str, ...] = (*RSA_SPECS, *EC_CURVES, ED25519_SPEC)
 
 #: Key spec -> the key usages AWS allows for it.

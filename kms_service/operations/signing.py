@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from backends import ed25519ph
@@ -136,12 +136,12 @@ def signature_is_valid(
                 )
                 return ed25519ph.verify(raw, payload, signature)
             public.verify(signature, payload)
+        elif isinstance(
+            public, mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
+        ):
+            public.verify(signature, payload)
         else:
-            # ML-DSA: `cryptography`'s ML-DSA public keys verify the message itself.
-            verify = getattr(public, "verify", None)
-            if verify is None:
-                return False
-            verify(signature, payload)
+            return False
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -242,3 +242,28 @@ def test_data_key_pair_sm2_is_not_offered(kms: KmsClient) -> None:
         "ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1, ECC_NIST_EDWARDS25519]",
     ):
         kms.generate_data_key_pair(KeyId=key["KeyId"], KeyPairSpec="SM2")
+
+
+def test_recipient_is_refused(kms: KmsClient) -> None:
+    """Nitro Enclaves attestation is not something a local KMS can check."""
+    recipient = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": b"doc"}
+    message = "Recipient (Nitro Enclaves attestation) is not supported by mock-kms."
+    key = create_key(kms)
+    with expect_error("UnsupportedOperationException", message):
+        kms.generate_data_key_pair(
+            KeyId=key["KeyId"], KeyPairSpec="ECC_NIST_P256", Recipient=recipient
+        )
+    agreement = create_key_of(kms, "ECC_NIST_P256", "KEY_AGREEMENT")
+    with expect_error("UnsupportedOperationException", message):
+        kms.derive_shared_secret(
+            KeyId=agreement["KeyId"], KeyAgreementAlgorithm="ECDH",
+            PublicKey=_spki(ec.generate_private_key(ec.SECP256R1())), Recipient=recipient,
+        )  # fmt: skip
+
+
+def test_data_key_pair_ml_kem_is_not_supported(kms: KmsClient) -> None:
+    key = create_key(kms)
+    with expect_error(
+        "UnsupportedOperationException", "KeyPairSpec ML_KEM_768 is not supported by mock-kms."
+    ):
+        kms.generate_data_key_pair(KeyId=key["KeyId"], KeyPairSpec="ML_KEM_768")

@@ -245,6 +245,7 @@ def test_jwt_signed_by_kms_verifies_with_pyjwt(
     signature = declared(
         lambda: thin.sign(KeyId=key["KeyId"], Message=signing_input, SigningAlgorithm=kms_algorithm)
     )["Signature"]
+    signature_for_kms = signature
     if jwt_algorithm == "ES256":
         r, s = utils.decode_dss_signature(signature)  # JWS wants r || s, KMS gives DER
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
@@ -257,6 +258,11 @@ def test_jwt_signed_by_kms_verifies_with_pyjwt(
     )
     assert pem == kms.get_public_key(KeyId=key["KeyId"])["PublicKey"]
     assert jwt.decode(token, public, algorithms=[jwt_algorithm]) == claims
+    with pytest.raises(thin.exceptions.KMSInvalidSignatureException):
+        thin.verify(
+            KeyId=key["KeyId"], Message=signing_input + b"x", Signature=signature_for_kms,
+            SigningAlgorithm=kms_algorithm,
+        )  # fmt: skip
     tampered = token[: token.rindex(".") - 2] + "AA" + token[token.rindex(".") :]
     with pytest.raises(jwt.InvalidTokenError):
         jwt.decode(tampered, public, algorithms=[jwt_algorithm])
