@@ -294,8 +294,8 @@ def import_key_material(services: Services, scope: RequestScope, request: Reques
             target, pending = _target(key, materials, checked, import_type, requested_id)
             existing = next((m for m in materials if m.material_id == target), None)
             if existing is None or existing.import_state != IMPORTED:
-                if existing is None:
-                    created = target
+                # New, or deleted/expired: the backend holds nothing under the id until now.
+                created = target
                 _unwrap(backend, target, key, wrapping, blob)
             services.store.put_imported_material(
                 ImportedMaterialRecord(
@@ -320,6 +320,7 @@ def import_key_material(services: Services, scope: RequestScope, request: Reques
                 key, **summary_changes(key, services.store.imported_materials(key))
             )
     except BaseException:
+        # The transaction did not commit: what was unwrapped for it is nobody's.
         if created is not None:
             with contextlib.suppress(BackendError):
                 backend.destroy_material(created)
