@@ -34,6 +34,7 @@ from tests.support.kms_ops import (
     create_key,
     expect_error,
     key_arn,
+    new_account_id,
 )
 from tests.support.server import RunningServer, running_server
 
@@ -707,3 +708,36 @@ def test_reset_destroys_wrapping_keys_too(kms: KmsClient, import_server: Running
             assert keystore.execute("SELECT count(*) FROM wrapping_key").fetchone()[0] == 0
         finally:
             keystore.close()
+
+
+def test_thin_client_imports_with_an_expiry_and_sees_the_token_errors(
+    import_server: RunningServer, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from clients.kms import KmsClient as ThinClient
+
+    client = ThinClient(
+        import_server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=new_account_id(),
+        aws_secret_access_key="mock-kms-test-secret",
+        max_attempts=1,
+    )
+    key_id = client.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    require_wrapping(client, key_id, "RSA_AES_KEY_WRAP_SHA_1")
+    clock = admin(import_server, "GET", "/clock")[1]["now_epoch_seconds"]
+    valid_to = datetime.fromtimestamp(clock, UTC) + timedelta(days=10)
+    response = import_material(
+        client, key_id, os.urandom(32), tmp_path, algorithm="RSA_AES_KEY_WRAP_SHA_1",
+        ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=valid_to,
+    )  # fmt: skip
+    assert response["KeyId"].endswith(key_id)
+    metadata = client.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert abs(metadata["ValidTo"].timestamp() - valid_to.timestamp()) < 1
+    with pytest.raises(client.exceptions.InvalidImportTokenException) as info:
+        client.import_key_material(
+            KeyId=key_id, ImportToken=b"\x01" * 61, EncryptedKeyMaterial=b"x" * 256,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
+    assert str(INVALID_TOKEN) in str(info.value)
