@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from backends.base import KeyBackend
+from backends.base import KeyBackend, UnsupportedMechanismError
 from kms_service.operations.imported import check_value
 from tests.conformance.test_backend_conformance import backend, subject  # noqa: F401 - fixtures
 from tests.support.backends import material
@@ -54,7 +54,12 @@ def test_check_value_identifies_the_material_across_unwraps(
         for attempt in range(2):
             wrapped = wrap_with_openssl(secret, public_key, algorithm, tmp_path / str(attempt))
             material_id = material()
-            backend.unwrap_material(material_id, key_spec, wrapping_key_id, algorithm, wrapped)
+            try:
+                backend.unwrap_material(material_id, key_spec, wrapping_key_id, algorithm, wrapped)
+            except UnsupportedMechanismError as exc:
+                # A backend may refuse a combination (the service answers it with
+                # UnsupportedOperationException); what it accepts must behave.
+                pytest.skip(f"{backend.name} refuses {algorithm} for {key_spec}: {exc}")
             values.append(check_value(backend, material_id, key_spec))
             backend.destroy_material(material_id)
         other_id = material()
