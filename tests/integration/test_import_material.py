@@ -145,12 +145,12 @@ def test_symmetric_material_wrapped_by_openssl_imports_and_encrypts(
 
 def test_import_token_is_single_key_and_each_call_gives_a_new_one(kms: KmsClient) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     first = kms.get_parameters_for_import(
-        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
     )
     second = kms.get_parameters_for_import(
-        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
     )
     assert first["ImportToken"] != second["ImportToken"]
     assert first["PublicKey"] != second["PublicKey"]
@@ -160,7 +160,7 @@ def test_delete_then_reimport_same_material_keeps_old_ciphertexts(
     kms: KmsClient, tmp_path: Path
 ) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     material = os.urandom(32)
     first = import_material(kms, key_id, material, tmp_path / "1")
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]
@@ -175,7 +175,7 @@ def test_delete_then_reimport_same_material_keeps_old_ciphertexts(
         kms.encrypt(KeyId=key_id, Plaintext=b"x")
 
     again = import_material(
-        kms, key_id, material, tmp_path / "2", algorithm="RSA_AES_KEY_WRAP_SHA_256"
+        kms, key_id, material, tmp_path / "2", algorithm="RSA_AES_KEY_WRAP_SHA_1"
     )
     assert again["KeyMaterialId"] == first["KeyMaterialId"]
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
@@ -184,7 +184,7 @@ def test_delete_then_reimport_same_material_keeps_old_ciphertexts(
 
 def test_reimport_while_enabled_changes_only_the_expiration(kms: KmsClient, tmp_path: Path) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     material = os.urandom(32)
     import_material(kms, key_id, material, tmp_path / "1")
     valid_to = int(time.time() + 30 * DAY)
@@ -223,7 +223,7 @@ def test_clock_advance_expires_material_without_any_request_to_the_key(
     kms: KmsClient, import_server: RunningServer, tmp_path: Path
 ) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     clock = admin(import_server, "GET", "/clock")[1]["now_epoch_seconds"]
     import_material(
         kms, key_id, os.urandom(32), tmp_path,
@@ -238,7 +238,7 @@ def test_clock_advance_expires_material_without_any_request_to_the_key(
 
 def test_new_key_material_waits_for_rotate_key_on_demand(kms: KmsClient, tmp_path: Path) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     first = import_material(kms, key_id, os.urandom(32), tmp_path / "1")
     old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"old")["CiphertextBlob"]
     arn = key_arn(kms, key_id)
@@ -288,10 +288,10 @@ def test_aws_cli_imports_material(
 
     key_id = run("create-key", "--origin", "EXTERNAL")["KeyMetadata"]["KeyId"]
     check = account_client(import_server.endpoint, cli.account_id)
-    require_wrapping(check, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(check, key_id, "RSAES_OAEP_SHA_1")
     parameters = run(
         "get-parameters-for-import", "--key-id", key_id,
-        "--wrapping-algorithm", "RSAES_OAEP_SHA_256", "--wrapping-key-spec", "RSA_2048",
+        "--wrapping-algorithm", "RSAES_OAEP_SHA_1", "--wrapping-key-spec", "RSA_2048",
     )  # fmt: skip
     token = tmp_path / "token.bin"
     token.write_bytes(base64.b64decode(parameters["ImportToken"]))
@@ -299,7 +299,7 @@ def test_aws_cli_imports_material(
     material = os.urandom(32)
     wrapped.write_bytes(
         wrap_with_openssl(
-            material, base64.b64decode(parameters["PublicKey"]), "RSAES_OAEP_SHA_256", tmp_path
+            material, base64.b64decode(parameters["PublicKey"]), "RSAES_OAEP_SHA_1", tmp_path
         )
     )
     result = run(
@@ -316,12 +316,12 @@ def test_aws_cli_imports_material(
 # --- error paths ----------------------------------------------------------------------------
 def test_garbage_token_and_token_of_another_key_are_invalid(kms: KmsClient, tmp_path: Path) -> None:
     key_id, other_id = external_key(kms), external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     parameters = kms.get_parameters_for_import(
-        KeyId=other_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        KeyId=other_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
     )
     wrapped = wrap_with_openssl(
-        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_256", tmp_path
+        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_1", tmp_path
     )
     with expect_error("InvalidImportTokenException", INVALID_TOKEN):
         kms.import_key_material(
@@ -343,12 +343,12 @@ def test_expired_token_is_refused(
     kms: KmsClient, import_server: RunningServer, tmp_path: Path
 ) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     parameters = kms.get_parameters_for_import(
-        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
     )
     wrapped = wrap_with_openssl(
-        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_256", tmp_path
+        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_1", tmp_path
     )
     advance(import_server, DAY + 60)
     with expect_error("ExpiredImportTokenException", EXPIRED_TOKEN):
@@ -360,9 +360,9 @@ def test_expired_token_is_refused(
 
 def test_material_that_does_not_unwrap_is_invalid_ciphertext(kms: KmsClient) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     parameters = kms.get_parameters_for_import(
-        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
     )
     with expect_error("InvalidCiphertextException", NO_MESSAGE):
         kms.import_key_material(
@@ -374,7 +374,7 @@ def test_material_that_does_not_unwrap_is_invalid_ciphertext(kms: KmsClient) -> 
 
 def test_different_material_on_reimport_is_incorrect(kms: KmsClient, tmp_path: Path) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     import_material(kms, key_id, os.urandom(32), tmp_path / "1")
     with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
         import_material(kms, key_id, os.urandom(32), tmp_path / "2")
@@ -386,7 +386,7 @@ def test_different_material_on_reimport_is_incorrect(kms: KmsClient, tmp_path: P
 
 def test_wrong_length_material_is_incorrect(kms: KmsClient, tmp_path: Path) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
         import_material(kms, key_id, os.urandom(16), tmp_path)
 
@@ -396,7 +396,7 @@ def test_key_not_external_is_refused_with_its_origin(kms: KmsClient) -> None:
     message = f"{key_arn(kms, key_id)} origin is AWS_KMS which is not valid for this operation."
     with expect_error("UnsupportedOperationException", message):
         kms.get_parameters_for_import(
-            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
         )
     with expect_error("UnsupportedOperationException", message):
         kms.import_key_material(
@@ -426,13 +426,13 @@ def test_withdrawn_and_china_only_wrapping_algorithms_are_refused(kms: KmsClient
         "constraint: Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, SM2]",
     ):
         raw.get_parameters_for_import(
-            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_1024"
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_1024"
         )
 
 
 def test_expiration_model_rules(kms: KmsClient, tmp_path: Path) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     with expect_error(
         "ValidationException",
         "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES",
@@ -456,7 +456,7 @@ def test_pending_deletion_key_takes_no_material(kms: KmsClient) -> None:
     kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
     with expect_error("KMSInvalidStateException", f"{key_arn(kms, key_id)} is pending deletion."):
         kms.get_parameters_for_import(
-            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
         )
 
 
@@ -465,7 +465,7 @@ def test_automatic_rotation_is_refused_for_imported_keys(kms: KmsClient, tmp_pat
     message = f"{key_arn(kms, key_id)} origin is EXTERNAL which is not valid for this operation."
     with expect_error("UnsupportedOperationException", message):
         kms.enable_key_rotation(KeyId=key_id)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     import_material(kms, key_id, os.urandom(32), tmp_path)
     with expect_error("UnsupportedOperationException", message):
         kms.enable_key_rotation(KeyId=key_id)
@@ -484,7 +484,7 @@ def test_material_ids_are_64_hex(kms: KmsClient, tmp_path: Path) -> None:
     import re
 
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     response = import_material(kms, key_id, os.urandom(32), tmp_path)
     assert re.match(MATERIAL_ID_PATTERN, response["KeyMaterialId"])
 
@@ -529,7 +529,7 @@ def test_imported_hmac_key_macs_like_python_hmac(kms: KmsClient, tmp_path: Path)
     import hmac
 
     key_id = external_key(kms, KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     material = os.urandom(32)
     import_material(kms, key_id, material, tmp_path)
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
@@ -596,7 +596,7 @@ def test_rsa_private_key_does_not_fit_plain_oaep(kms: KmsClient, tmp_path: Path)
     """AWS: RSA private keys must be wrapped with RSA_AES_KEY_WRAP_*; openssl itself refuses
     to OAEP-encrypt something that large, so the service never sees such a request."""
     key_id = external_key(kms, KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     der = openssl_private_key_der(
         ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], tmp_path / "key"
     )
@@ -606,7 +606,7 @@ def test_rsa_private_key_does_not_fit_plain_oaep(kms: KmsClient, tmp_path: Path)
 
 def test_symmetric_material_into_an_hmac_key_is_incorrect(kms: KmsClient, tmp_path: Path) -> None:
     key_id = external_key(kms, KeySpec="HMAC_512", KeyUsage="GENERATE_VERIFY_MAC")
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     with expect_error("IncorrectKeyMaterialException", INCORRECT_MATERIAL):
         import_material(kms, key_id, os.urandom(32), tmp_path)  # HMAC_512 needs >= 64 bytes
 
@@ -636,7 +636,7 @@ def test_key_material_id_names_the_material_to_reimport_or_delete(
     kms: KmsClient, tmp_path: Path
 ) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     first_material, second_material = os.urandom(32), os.urandom(32)
     first = import_material(kms, key_id, first_material, tmp_path / "1")["KeyMaterialId"]
     second = import_material(
@@ -671,12 +671,12 @@ def test_key_material_id_names_the_material_to_reimport_or_delete(
 
 def test_import_into_a_key_pending_deletion_is_refused(kms: KmsClient, tmp_path: Path) -> None:
     key_id = external_key(kms)
-    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_256")
+    require_wrapping(kms, key_id, "RSAES_OAEP_SHA_1")
     parameters = kms.get_parameters_for_import(
-        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"
     )
     wrapped = wrap_with_openssl(
-        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_256", tmp_path
+        os.urandom(32), parameters["PublicKey"], "RSAES_OAEP_SHA_1", tmp_path
     )
     kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
     with expect_error("KMSInvalidStateException", f"{key_arn(kms, key_id)} is pending deletion."):

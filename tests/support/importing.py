@@ -80,12 +80,13 @@ def import_material(
     material: bytes,
     work_dir: Path,
     *,
-    algorithm: str = "RSAES_OAEP_SHA_256",
+    algorithm: str = "RSAES_OAEP_SHA_1",
     wrapping_key_spec: str = "RSA_2048",
     **import_args: Any,
 ) -> dict[str, Any]:
     """GetParametersForImport, wrap with openssl, ImportKeyMaterial (does not expire unless
-    ``import_args`` say otherwise); returns the ImportKeyMaterial response."""
+    ``import_args`` say otherwise); returns the ImportKeyMaterial response. The default
+    algorithm is the one every backend here declares (SoftHSM's OAEP is SHA-1 only)."""
     parameters = kms.get_parameters_for_import(
         KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=wrapping_key_spec
     )
