@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from clients.kms.errors import KmsClientError
 from tests.conftest import KEY_BACKENDS, backend_env
 from tests.integration.test_aws_cli import AwsCli
 from tests.support.admin import DEV, admin
@@ -66,23 +67,41 @@ def kms(import_server: RunningServer) -> KmsClient:
     return account_client(import_server.endpoint)
 
 
+def _refusal(error: Exception, words: str) -> str | None:
+    """The message of an UnsupportedOperationException (from boto3 or the thin client) that
+    contains ``words``; None for anything else."""
+    response = getattr(error, "response", None)
+    if not isinstance(error, ClientError | KmsClientError) or not isinstance(response, dict):
+        return None
+    message = str(response["Error"].get("Message", ""))
+    if response["Error"]["Code"] == "UnsupportedOperationException" and words in message:
+        return message
+    return None
+
+
 def external_key(kms: KmsClient, **kwargs: Any) -> str:
-    metadata = create_key(kms, Origin="EXTERNAL", **kwargs)
+    """An EXTERNAL key; skips when the server's backend does not serve its key spec (a declared
+    capability: CreateKey's own tests check the refusal)."""
+    try:
+        metadata = create_key(kms, Origin="EXTERNAL", **kwargs)
+    except (ClientError, KmsClientError) as error:
+        message = _refusal(error, "is not supported by the")
+        if message is not None:
+            pytest.skip(f"this backend does not serve {kwargs.get('KeySpec')}: {message}")
+        raise
     return str(metadata["KeyId"])
 
 
 def require_wrapping(kms: KmsClient, key_id: str, algorithm: str, spec: str = "RSA_2048") -> None:
     """Skip when the server's backend does not declare ``algorithm`` (a capability, not a
-    missing install: such a backend must refuse, which test_undeclared_... checks)."""
+    missing install: GetParametersForImport refuses it, as the skip message shows)."""
     try:
         kms.get_parameters_for_import(
             KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=spec
         )
-    except ClientError as error:
-        message = error.response["Error"].get("Message", "")
-        if error.response["Error"]["Code"] == "UnsupportedOperationException" and (
-            "does not support the wrapping" in message
-        ):
+    except (ClientError, KmsClientError) as error:
+        message = _refusal(error, "does not support the wrapping")
+        if message is not None:
             pytest.skip(f"this backend does not declare {algorithm} / {spec}: {message}")
         raise
 
