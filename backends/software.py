@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives import keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hmac import HMAC
 
 from backends import ed25519ph
 from backends.base import (
@@ -457,9 +456,8 @@ class SoftwareBackend:
         spec = HMAC_SPECS.get(material.key_spec)
         if spec is None or spec[0] != algorithm:
             raise UnsupportedMechanismError(f"{algorithm} does not apply to {material.key_spec}")
-        mac = HMAC(material.raw, spec[1]())
-        mac.update(message)
-        return mac.finalize()
+        # hmac.digest: OpenSSL's one-shot HMAC, without a per-call object.
+        return hmac.digest(material.raw, message, spec[1]().name)
 
     # -- import -----------------------------------------------------------------------------
 
