@@ -92,6 +92,10 @@ def _export_key(
                 entry["material"] = materials
         else:
             warnings.append(f"key {key.arn}: on the {key.backend} backend, material not exported")
+    if key.origin == "EXTERNAL" and "material" not in entry and "state" in entry:
+        # Without its material an EXTERNAL key can only be seeded as PendingImport; import
+        # the material again after seeding.
+        del entry["state"]
     if aliases:
         entry["aliases"] = aliases
     tags = store.tags(key)

@@ -227,3 +227,21 @@ def test_export_then_seed_carries_every_kind(tmp_path: Path) -> None:
         # Re-importing the exported material is a re-import (same material), not new material.
         response = import_material(kms, keys["external-aes"], bytes(range(32)), tmp_path / "r")
         assert response["KeyMaterialId"] == before["external-aes"]["CurrentKeyMaterialId"]
+
+
+def test_export_without_material_seeds_imported_keys_as_pending_import(tmp_path: Path) -> None:
+    account = new_account_id()
+    with running_server(tmp_path / "source") as server:
+        kms = account_client(server.endpoint, account)
+        key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+        material = bytes(range(32))
+        import_material(kms, key_id, material, tmp_path / "a")
+        assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    exported = tmp_path / "export.yaml"
+    result = mock_kms("export", "--data-dir", str(tmp_path / "source"), "-o", str(exported))
+    assert result.returncode == 0, result.stderr
+    with running_server(tmp_path / "fresh", extra_args=["--seed", str(exported)]) as server:
+        kms = account_client(server.endpoint, account)
+        assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+        import_material(kms, key_id, material, tmp_path / "b")
+        assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
