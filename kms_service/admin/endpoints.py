@@ -105,7 +105,7 @@ def advance_clock() -> Response:
     _wait_for_workers()
     sweep = sweep_due_lifecycle(_services())
     state: dict[str, Any] = dict(clock_state(_services(), shared))
-    state.update(rotated_keys=sweep.rotated, deleted_keys=sweep.deleted)
+    state.update(rotated_keys=sweep.rotated, deleted_keys=sweep.deleted, expired_keys=sweep.expired)
     return _json(state)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from kms_service.domain.key_states import KeyState
 from kms_service.operations import Services
+from kms_service.operations.importing import purge_expired_wrapping_keys
 from kms_service.operations.material import destroy_pending_material
 from kms_service.operations.resolve import apply_due_lifecycle
 from kms_service.operations.shared_settings import CLOCK_OFFSET, FAULTS, SharedSettings
@@ -14,6 +17,8 @@ from kms_service.operations.shared_settings import CLOCK_OFFSET, FAULTS, SharedS
 class LifecycleSweep:
     rotated: int
     deleted: int
+    #: Keys whose imported material expired (now PendingImport).
+    expired: int = 0
 
 
 def clock_state(services: Services, shared: SharedSettings) -> dict[str, float | str]:
@@ -35,17 +40,20 @@ def move_clock(shared: SharedSettings, moved_offset_seconds: float) -> None:
 
 
 def sweep_due_lifecycle(services: Services) -> LifecycleSweep:
-    """Apply every automatic rotation and scheduled deletion that has come due, in every
+    """Apply every automatic rotation, scheduled deletion and expiry of imported material
+    that has come due, in every
     account, as if time had passed with a background job running (the lazy path would do
     the same on each key's next use)."""
-    rotated = deleted = 0
+    rotated = deleted = expired = 0
     for key in services.store.all_keys():
         after = apply_due_lifecycle(services, key)
         if after is None:
             deleted += 1
         elif after.current_material_id != key.current_material_id:
             rotated += 1
-    return LifecycleSweep(rotated, deleted)
+        elif after.state == KeyState.PENDING_IMPORT and key.state != KeyState.PENDING_IMPORT:
+            expired += 1
+    return LifecycleSweep(rotated, deleted, expired)
 
 
 def wipe_state(services: Services, shared: SharedSettings) -> int:
@@ -56,6 +64,7 @@ def wipe_state(services: Services, shared: SharedSettings) -> int:
         for key in keys:
             services.store.delete_key(key)
     destroy_pending_material(services)
+    purge_expired_wrapping_keys(services, cutoff=math.inf)  # import wrapping keys too
     shared.set(CLOCK_OFFSET, None)
     shared.set(FAULTS, None)
     return len(keys)

@@ -163,6 +163,18 @@ class NotAuthorizedException(KmsError):
     silent = True
 
 
+class InvalidImportTokenException(KmsError):
+    pass
+
+
+class ExpiredImportTokenException(KmsError):
+    pass
+
+
+class IncorrectKeyMaterialException(KmsError):
+    pass
+
+
 class KMSInternalException(KmsError):
     status = 500
 

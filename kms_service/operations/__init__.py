@@ -14,6 +14,7 @@ from kms_service.operations import (
     aliases,
     crypto,
     data_key_pairs,
+    importing,
     key_agreement,
     keys,
     mac,
@@ -64,6 +65,9 @@ OPERATIONS: dict[str, Operation] = {
     "DeriveSharedSecret": key_agreement.derive_shared_secret,
     "GenerateDataKeyPair": data_key_pairs.generate_data_key_pair,
     "GenerateDataKeyPairWithoutPlaintext": data_key_pairs.generate_data_key_pair_without_plaintext,
+    "GetParametersForImport": importing.get_parameters_for_import,
+    "ImportKeyMaterial": importing.import_key_material,
+    "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
 }
 
 #: Operations of the AWS KMS API that mock-kms knows but does not implement (yet): answered
@@ -75,12 +79,9 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "CreateCustomKeyStore",
         "CreateGrant",
         "DeleteCustomKeyStore",
-        "DeleteImportedKeyMaterial",
         "DescribeCustomKeyStores",
         "DisconnectCustomKeyStore",
         "GetKeyLastUsage",
-        "GetParametersForImport",
-        "ImportKeyMaterial",
         "ListGrants",
         "ListRetirableGrants",
         "ReplicateKey",

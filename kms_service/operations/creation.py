@@ -51,16 +51,19 @@ def create_key_record(
     alias_name: str | None = None,
     key_spec: str = "SYMMETRIC_DEFAULT",
     key_usage: str = "ENCRYPT_DECRYPT",
+    origin: str = "AWS_KMS",
 ) -> KeyRecord:
     """Create a key of ``key_spec`` and ``key_usage`` (already checked against each other
     and against the backend's capabilities) with fresh material on the default backend.
+    An ``EXTERNAL`` key gets no material and starts in PendingImport (docs/key-import.md).
 
     Joins the caller's transaction if there is one. AWS managed keys (``key_manager="AWS"``)
     rotate yearly, as on AWS.
     """
     now = services.clock.now()
     backend_name = services.default_backend
-    material_id = new_material(services, backend_name, key_spec)
+    external = origin == "EXTERNAL"
+    material_id = None if external else new_material(services, backend_name, key_spec)
     aws_managed = key_manager == "AWS"
     key = KeyRecord(
         account_id=scope.account_id,
@@ -69,9 +72,9 @@ def create_key_record(
         description=description,
         key_usage=key_usage,
         key_spec=key_spec,
-        origin="AWS_KMS",
+        origin=origin,
         key_manager=key_manager,
-        state=KeyState.ENABLED,
+        state=KeyState.PENDING_IMPORT if external else KeyState.ENABLED,
         creation_date=now,
         deletion_date=None,
         multi_region=multi_region,
@@ -86,7 +89,8 @@ def create_key_record(
     )
     with services.store.write():
         services.store.insert_key(key)
-        services.store.add_material(key, material_id, now, None)
+        if material_id is not None:
+            services.store.add_material(key, material_id, now, None)
         if tags:
             services.store.put_tags(key, tags)
         if alias_name is not None:

@@ -12,6 +12,7 @@ from kms_service.domain.errors import (
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY, create_key_record
+from kms_service.operations.imported import material_complete
 from kms_service.operations.key_kinds import (
     ALLOWED_USAGES,
     COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS,
@@ -75,9 +76,10 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
     backend declares; the others are refused with AWS-shaped errors."""
     key_spec, key_usage = _key_spec_and_usage(request)
     origin = request.get("Origin", "AWS_KMS")
-    if origin != "AWS_KMS":
+    if origin not in ("AWS_KMS", "EXTERNAL"):
         raise UnsupportedOperationException(
-            f"Origin {origin} is not supported by mock-kms; only AWS_KMS keys are available."
+            f"Origin {origin} is not supported by mock-kms; only AWS_KMS and EXTERNAL keys "
+            "are available."
         )
     if request.get("CustomKeyStoreId") or request.get("XksKeyId"):
         raise UnsupportedOperationException("Custom key stores are not supported by mock-kms.")
@@ -95,6 +97,7 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         multi_region=bool(request.get("MultiRegion", False)),
         key_spec=key_spec,
         key_usage=key_usage,
+        origin=origin,
     )
     return {"KeyMetadata": key_metadata(key)}
 
@@ -180,11 +183,15 @@ def schedule_key_deletion(services: Services, scope: RequestScope, request: Requ
 
 
 def cancel_key_deletion(services: Services, scope: RequestScope, request: Request) -> Response:
-    """CancelKeyDeletion: the key comes back Disabled, as on AWS."""
+    """CancelKeyDeletion: the key comes back Disabled, as on AWS (PendingImport when it is an
+    EXTERNAL key without all its material, docs/key-import.md)."""
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)
         if key.state != KeyState.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is not pending deletion.")
-        services.store.update_key(key, state=KeyState.DISABLED, deletion_date=None)
+        state = KeyState.DISABLED
+        if key.origin == "EXTERNAL" and not material_complete(services, key):
+            state = KeyState.PENDING_IMPORT
+        services.store.update_key(key, state=state, deletion_date=None)
     return {"KeyId": key.arn}

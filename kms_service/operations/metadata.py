@@ -42,6 +42,12 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         metadata["DeletionDate"] = key.deletion_date
     if key.current_material_id and key.key_spec == "SYMMETRIC_DEFAULT":
         metadata["CurrentKeyMaterialId"] = key.current_material_id
+    if key.origin == "EXTERNAL":
+        # Imported material: its expiration, once some has been imported.
+        if key.expiration_model is not None:
+            metadata["ExpirationModel"] = key.expiration_model
+        if key.valid_to is not None:
+            metadata["ValidTo"] = key.valid_to
     if key.backend == "pkcs11":
         metadata["CustomKeyStoreId"] = PKCS11_KEY_STORE_ID
     if key.multi_region:

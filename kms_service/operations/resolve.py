@@ -22,6 +22,7 @@ from kms_service.domain.errors import (
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import create_key_record
+from kms_service.operations.imported import expire_due_material
 from kms_service.operations.material import destroy_pending_material, new_material
 from kms_service.store import KeyRecord
 
@@ -122,8 +123,14 @@ def resolve_key(
 
 
 def apply_due_lifecycle(services: Services, key: KeyRecord) -> KeyRecord | None:
-    """Complete a due deletion (returns None) or a due automatic rotation (returns the key)."""
+    """Complete a due deletion (returns None), expire imported material whose ValidTo has
+    passed, or complete a due automatic rotation (returns the key)."""
     now = services.clock.now()
+    if key.valid_to is not None and key.valid_to <= now:
+        expired = expire_due_material(services, key, now)
+        if expired is None:
+            return None
+        key = expired
     if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
         if key.deletion_date <= now:
             delete_key_now(services, key)

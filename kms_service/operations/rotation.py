@@ -16,6 +16,7 @@ from kms_service.domain.errors import (
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY
+from kms_service.operations.imported import rotate_to_imported, rotation_details
 from kms_service.operations.material import new_material
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
 from kms_service.operations.resolve import (
@@ -39,6 +40,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
+        refuse_imported(key)
         require_state(key, allow=(KeyState.ENABLED,))
         now = services.clock.now()
         if key.rotation_enabled and key.next_rotation_date is not None:
@@ -59,6 +61,7 @@ def disable_key_rotation(services: Services, scope: RequestScope, request: Reque
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
+        refuse_imported(key)
         require_state(key, allow=(KeyState.ENABLED,))
         services.store.update_key(
             key, rotation_enabled=False, rotation_period_days=None, next_rotation_date=None
@@ -86,6 +89,14 @@ def rotate_key_on_demand(services: Services, scope: RequestScope, request: Reque
     limit = services.settings.on_demand_rotation_limit
     # Checked before material is created too, so a refused rotation leaves none behind.
     _check_rotation_limit(key, limit)
+    if key.origin == "EXTERNAL":
+        # Imported keys rotate to material imported beforehand as NEW_KEY_MATERIAL.
+        with services.store.write():
+            key = reload_key(services, key)
+            require_state(key, allow=(KeyState.ENABLED,))
+            _check_rotation_limit(key, limit)
+            rotate_to_imported(services, key)
+        return {"KeyId": key.arn}
     material_id = new_material(services, key.backend)
     try:
         with services.store.write():
@@ -100,6 +111,14 @@ def rotate_key_on_demand(services: Services, scope: RequestScope, request: Reque
             services.backend(key.backend).destroy_material(material_id)
         raise
     return {"KeyId": key.arn}
+
+
+def refuse_imported(key: KeyRecord) -> None:
+    """Automatic rotation is not offered for keys with imported material (AWS's wording)."""
+    if key.origin == "EXTERNAL":
+        raise UnsupportedOperationException(
+            f"{key.arn} origin is EXTERNAL which is not valid for this operation."
+        )
 
 
 def require_symmetric_encryption_key(key: KeyRecord) -> None:
@@ -134,6 +153,7 @@ def list_key_rotations(services: Services, scope: RequestScope, request: Request
         for m in materials
         if (include_all or m.rotation_type is not None) and (after is None or m.seq > int(after))
     ]
+    details, pending = rotation_details(services, key) if key.origin == "EXTERNAL" else ({}, [])
     shown = rows[:limit]
     items = []
     for material in shown:
@@ -145,6 +165,10 @@ def list_key_rotations(services: Services, scope: RequestScope, request: Request
         if material.rotation_type is not None:
             entry["RotationDate"] = material.created
             entry["RotationType"] = material.rotation_type
+        entry.update(details.get(material.material_id, {}))
         items.append(entry)
     last = str(shown[-1].seq) if shown else None
+    if include_all and len(rows) <= limit:
+        # Material imported for a future rotation closes the last page.
+        items.extend(pending)
     return paginate(rows, limit, last, "Rotations", items)

@@ -27,11 +27,17 @@ from kms_service.domain.key_states import KeyState
 from kms_service.operations import RequestScope, Services
 from kms_service.operations.aliases import check_alias_name
 from kms_service.operations.creation import default_policy
+from kms_service.operations.imported import (
+    DOES_NOT_EXPIRE,
+    IMPORTED,
+    check_value,
+    summary_changes,
+)
 from kms_service.operations.material import new_material
 from kms_service.operations.policy import check_policy
 from kms_service.operations.tags import check_new_tags
 from kms_service.seeding.model import Position, SeedAlias, SeedDocument, SeedKey
-from kms_service.store import AliasRecord, KeyRecord
+from kms_service.store import AliasRecord, ImportedMaterialRecord, KeyRecord
 
 log = logging.getLogger("mock_kms.seed")
 SECONDS_PER_DAY = 86400.0
@@ -129,13 +135,50 @@ def _import_materials(
                 f"key material can only be seeded on the software backend, not {backend_name}"
             )
         try:
-            backend.import_material(material_id, "SYMMETRIC_DEFAULT", material.material)
+            backend.import_material(material_id, seed.key_spec, material.material)
         except MaterialRejectedError as exc:
             raise material.position.error(str(exc), "key") from None
         except BackendError as exc:
             raise material.position.error(f"the key store failed: {exc}") from None
         missing.append((material_id, material.created, material.rotation_type))
     return missing
+
+
+def _new_material(services: Services, backend_name: str, seed: SeedKey) -> str:
+    """Fresh material of the seed's key spec, generated in the backend; returns its id."""
+    if seed.key_spec not in services.backend(backend_name).capabilities.key_specs:
+        raise seed.position.error(
+            f"the {backend_name} backend does not serve {seed.key_spec} keys", "key_spec"
+        )
+    return new_material(services, backend_name, seed.key_spec)
+
+
+def _record_imported(
+    services: Services, key: KeyRecord, material_ids: list[str], now: float
+) -> None:
+    """Seeded material of an EXTERNAL key counts as imported material that does not expire,
+    with its check value, so it can be deleted and re-imported like any other."""
+    backend = services.backend(key.backend)
+    for material_id in material_ids:
+        services.store.put_imported_material(
+            ImportedMaterialRecord(
+                material_id=material_id,
+                account_id=key.account_id,
+                region=key.region,
+                key_id=key.key_id,
+                import_state=IMPORTED,
+                pending_rotation=False,
+                expiration_model=DOES_NOT_EXPIRE,
+                valid_to=None,
+                description="",
+                check_value=check_value(backend, material_id, key.key_spec),
+                imported=now,
+            )
+        )
+    current = services.store.get_key(key.account_id, key.region, key.key_id) or key
+    services.store.update_key(
+        current, **summary_changes(current, services.store.imported_materials(current))
+    )
 
 
 def _check_same_material(
@@ -158,7 +201,7 @@ def _create_key(
     created = seed.creation_date if seed.creation_date is not None else now
     materials = _import_materials(services, seed, backend_name, None)
     if not materials and seed.origin == "AWS_KMS":
-        materials = [(new_material(services, backend_name), created, None)]
+        materials = [(_new_material(services, backend_name, seed), created, None)]
     state = seed.state or (KeyState.PENDING_IMPORT if not materials else KeyState.ENABLED)
     if state != KeyState.PENDING_IMPORT and not materials:
         raise seed.position.error(f"an EXTERNAL key without material cannot be {state}", "state")
@@ -176,8 +219,8 @@ def _create_key(
         region=scope.region,
         key_id=seed.key_id,
         description=seed.description or "",
-        key_usage="ENCRYPT_DECRYPT",
-        key_spec="SYMMETRIC_DEFAULT",
+        key_usage=seed.key_usage,
+        key_spec=seed.key_spec,
         origin=seed.origin,
         key_manager="CUSTOMER",
         state=state,
@@ -199,7 +242,11 @@ def _create_key(
             )
         if seed.tags:
             services.store.put_tags(record, seed.tags)
-    report.changes.append(f"created key {record.arn} ({state}, {len(materials)} material)")
+        if seed.origin == "EXTERNAL":
+            _record_imported(services, record, [m for m, _, _ in materials], now)
+    report.changes.append(
+        f"created key {record.arn} ({seed.key_spec}, {state}, {len(materials)} material)"
+    )
 
 
 def _update_key(services: Services, key: KeyRecord, seed: SeedKey, report: SeedReport) -> None:
@@ -211,6 +258,12 @@ def _update_key(services: Services, key: KeyRecord, seed: SeedKey, report: SeedR
         )
     if seed.origin != key.origin:
         raise seed.position.error(f"key {key.key_id} exists with origin {key.origin}", "origin")
+    if (seed.key_spec, seed.key_usage) != (key.key_spec, key.key_usage):
+        raise seed.position.error(
+            f"key {key.key_id} exists as a {key.key_spec} {key.key_usage} key; a key's spec "
+            "and usage cannot change",
+            "key_spec",
+        )
     materials = _import_materials(services, seed, key.backend, key)
     now = services.clock.now()
     changes: dict[str, object] = {}
@@ -231,6 +284,8 @@ def _update_key(services: Services, key: KeyRecord, seed: SeedKey, report: SeedR
             services.store.add_material(
                 key, material_id, created or now, rotation_type or "AUTOMATIC"
             )
+        if key.origin == "EXTERNAL" and materials:
+            _record_imported(services, key, [m for m, _, _ in materials], now)
         if changes:
             services.store.update_key(key, **changes)
         if new_tags:

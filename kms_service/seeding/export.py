@@ -20,8 +20,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
+from backends.base import MaterialNotFoundError
 from kms_service.domain.errors import ConfigurationError
 from kms_service.domain.key_states import KeyState
+from kms_service.seeding.kinds import is_secret_spec
 from kms_service.settings import Settings
 from kms_service.store import KeyRecord, MetadataStore, StoreError
 
@@ -90,6 +94,8 @@ def _export_key(
         "description": key.description,
         "creation_date": iso(key.creation_date),
         "origin": key.origin,
+        "key_spec": key.key_spec,
+        "key_usage": key.key_usage,
         "backend": key.backend,
     }
     if key.state in (KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_DELETION):
@@ -104,17 +110,15 @@ def _export_key(
     entry["rotation"] = rotation
     if material_source is not None:
         if key.backend in SEEDABLE_BACKENDS:
-            entry["material"] = [
-                {
-                    "id": material.material_id,
-                    "key": material_source.export_material(material.material_id).hex(),
-                    "created": iso(material.created),
-                    **({"rotation_type": material.rotation_type} if material.rotation_type else {}),
-                }
-                for material in store.materials(key)
-            ]
+            materials = _export_materials(store, key, material_source, warnings)
+            if materials:
+                entry["material"] = materials
         else:
             warnings.append(f"key {key.arn}: on the {key.backend} backend, material not exported")
+    if key.origin == "EXTERNAL" and "material" not in entry and "state" in entry:
+        # Without its material an EXTERNAL key can only be seeded as PendingImport; import
+        # the material again after seeding.
+        del entry["state"]
     if aliases:
         entry["aliases"] = aliases
     tags = store.tags(key)
@@ -138,6 +142,50 @@ def dump_yaml(
             f"#   {line}\n" for line in listing.splitlines()
         )
     return header + body
+
+
+def material_text(key_spec: str, material: bytes) -> str:
+    """Material as seed files write it: hex for AES and HMAC keys, PKCS#8 PEM for private
+    keys (the backends keep those as PKCS#8 DER)."""
+    if is_secret_spec(key_spec):
+        return material.hex()
+    private_key = serialization.load_der_private_key(material, password=None)
+    return private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _export_materials(
+    store: MetadataStore, key: KeyRecord, material_source: Any, warnings: list[str]
+) -> list[dict[str, Any]]:
+    """The key's material versions, oldest first. Imported material that was deleted or has
+    expired is gone (it is left out, with a warning), and so is material imported for a
+    rotation that has not happened yet (a seed cannot hold it)."""
+    exported = []
+    for material in store.materials(key):
+        try:
+            raw = material_source.export_material(material.material_id)
+        except MaterialNotFoundError:
+            warnings.append(
+                f"key {key.arn}: key material {material.material_id} was deleted or expired, "
+                "not exported"
+            )
+            continue
+        exported.append(
+            {
+                "id": material.material_id,
+                "key": material_text(key.key_spec, raw),
+                "created": iso(material.created),
+                **({"rotation_type": material.rotation_type} if material.rotation_type else {}),
+            }
+        )
+    if key.origin == "EXTERNAL" and any(m.pending_rotation for m in store.imported_materials(key)):
+        warnings.append(
+            f"key {key.arn}: key material imported for a rotation still pending, not exported"
+        )
+    return exported
 
 
 def _yaml(document: Any) -> str:

@@ -29,7 +29,9 @@ class Position:
 
 @dataclass(frozen=True)
 class SeedMaterial:
-    """One key-material version: 32 bytes, optionally its id and rotation date."""
+    """One key-material version, in the form the backends keep it (32 bytes for AES, the raw
+    key for HMAC, a PKCS#8 DER private key for asymmetric keys), optionally with its id and
+    rotation date."""
 
     material: bytes = field(repr=False)
     material_id: str | None
@@ -57,6 +59,8 @@ class SeedKey:
     deletion_date: float | None = None
     creation_date: float | None = None
     origin: str = "AWS_KMS"
+    key_spec: str = "SYMMETRIC_DEFAULT"
+    key_usage: str = "ENCRYPT_DECRYPT"
     backend: str | None = None
     rotation: SeedRotation | None = None
     materials: tuple[SeedMaterial, ...] = ()
@@ -78,7 +82,7 @@ class SeedAlias:
 
 @dataclass
 class SeedDocument:
-    """A parsed seed file. ``warnings`` lists what was skipped (local-kms asymmetric keys)."""
+    """A parsed seed file. ``warnings`` lists what was skipped or ignored, with its line."""
 
     source: str
     format: str

@@ -10,6 +10,8 @@ keys:
     deletion_date: 2030-01-01T00:00:00Z       # PendingDeletion only (default: 30 days)
     creation_date: 2024-01-01T00:00:00Z
     origin: AWS_KMS                # or EXTERNAL (no material: PendingImport)
+    key_spec: SYMMETRIC_DEFAULT    # any AWS KeySpec: RSA_2048, ECC_NIST_P256, HMAC_256, ...
+    key_usage: ENCRYPT_DECRYPT     # default: the spec's first usage (RSA keys must say)
     backend: software              # software | pkcs11 (default: the server's --backend)
     rotation: {enabled: true, period_days: 365, next_rotation_date: 2025-01-01T00:00:00Z}
     material:                      # software backend only; oldest first, last is current
@@ -18,6 +20,8 @@ keys:
       - key: 614e645267556b58703273357638792f423f4528472b4b6250655368566d5971
         created: 2024-01-01T00:00:00Z           # its rotation date
         rotation_type: AUTOMATIC                # or ON_DEMAND
+    # Other kinds have one material: HMAC keys in hex, private keys as PEM (PKCS#8, or
+    # SEC1 / PKCS#1), e.g.  material: [{key: "-----BEGIN PRIVATE KEY-----\n..."}]
     aliases: [alias/orders]
     tags: {team: payments}
     policy: {Version: "2012-10-17", Statement: [...]}   # or the policy text
@@ -34,6 +38,13 @@ import re
 
 from kms_service.domain.key_states import KeyState
 from kms_service.seeding.document import Node
+from kms_service.seeding.kinds import (
+    SYMMETRIC_DEFAULT,
+    check_usage,
+    is_secret_spec,
+    private_key_from_pem,
+    secret_bytes,
+)
 from kms_service.seeding.model import (
     MATERIAL_BYTES,
     SEEDABLE_STATES,
@@ -54,7 +65,8 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _KEY_FIELDS = (
     "id", "account", "region", "description", "state", "deletion_date", "creation_date",
-    "origin", "backend", "rotation", "material", "aliases", "tags", "policy",
+    "origin", "backend", "rotation", "material", "aliases", "tags", "policy", "key_spec",
+    "key_usage",
 )  # fmt: skip
 MIN_PERIOD_DAYS, MAX_PERIOD_DAYS = 90, 2560
 
@@ -171,7 +183,23 @@ def _parse_key(node: Node) -> SeedKey:
         backend = backend_node.string()
         if backend not in ("software", "pkcs11"):
             raise backend_node.error(f"must be software or pkcs11, got {backend!r}")
-    materials = _parse_materials(node)
+    key_spec = _optional_string(node, "key_spec") or SYMMETRIC_DEFAULT
+    key_usage = check_usage(
+        node.field("key_usage") or node.field("key_spec") or node,
+        key_spec,
+        _optional_string(node, "key_usage"),
+    )
+    materials = _parse_materials(node, key_spec)
+    if len(materials) > 1 and key_spec != SYMMETRIC_DEFAULT:
+        raise node.error(
+            f"a {key_spec} key has one material: only symmetric encryption keys rotate",
+            node.child_path("material"),
+        )
+    rotation = _parse_rotation(node)
+    if rotation is not None and rotation.enabled and key_spec != SYMMETRIC_DEFAULT:
+        raise rotation.position.error(
+            f"automatic rotation is only for symmetric encryption keys, not {key_spec}"
+        )
     if materials and backend == "pkcs11":
         raise node.error(
             "key material can only be seeded on the software backend: a PKCS#11 key is "
@@ -191,8 +219,10 @@ def _parse_key(node: Node) -> SeedKey:
         deletion_date=deletion.timestamp() if deletion is not None else None,
         creation_date=_optional_time(node, "creation_date"),
         origin=origin,
+        key_spec=key_spec,
+        key_usage=key_usage,
         backend=backend or ("software" if materials else None),
-        rotation=_parse_rotation(node),
+        rotation=rotation,
         materials=materials,
         aliases=_parse_key_aliases(node),
         tags=_parse_tags(node),
@@ -236,7 +266,7 @@ def _parse_rotation(node: Node) -> SeedRotation | None:
     )
 
 
-def _parse_materials(node: Node) -> tuple[SeedMaterial, ...]:
+def _parse_materials(node: Node, key_spec: str) -> tuple[SeedMaterial, ...]:
     field = node.field("material")
     if field is None:
         return ()
@@ -260,7 +290,7 @@ def _parse_materials(node: Node) -> tuple[SeedMaterial, ...]:
         created = item.field("created")
         materials.append(
             SeedMaterial(
-                material=material_bytes(item.require("key")),
+                material=_material(item.require("key"), key_spec),
                 material_id=material_id,
                 created=created.timestamp() if created is not None else None,
                 rotation_type=rotation_type or (None if index == 0 else "AUTOMATIC"),
@@ -270,6 +300,17 @@ def _parse_materials(node: Node) -> tuple[SeedMaterial, ...]:
     if not materials:
         raise field.error("list at least one material, or leave the field out")
     return tuple(materials)
+
+
+def _material(node: Node, key_spec: str) -> bytes:
+    """One material of a ``key_spec`` key: hex or base64 for AES and HMAC keys, a PEM private
+    key of that spec for the others."""
+    if is_secret_spec(key_spec):
+        return secret_bytes(node, key_spec)
+    spec, der = private_key_from_pem(node)
+    if spec != key_spec:
+        raise node.error(f"the private key is a {spec} key, not {key_spec}")
+    return der
 
 
 def _parse_key_aliases(node: Node) -> tuple[tuple[str, Position], ...]:

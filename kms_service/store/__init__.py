@@ -2,10 +2,20 @@
 
 from kms_service.store.sqlite import (
     AliasRecord,
+    ImportedMaterialRecord,
     KeyRecord,
     MaterialRecord,
     MetadataStore,
     StoreError,
+    WrappingKeyRecord,
 )
 
-__all__ = ["AliasRecord", "KeyRecord", "MaterialRecord", "MetadataStore", "StoreError"]
+__all__ = [
+    "AliasRecord",
+    "ImportedMaterialRecord",
+    "KeyRecord",
+    "MaterialRecord",
+    "MetadataStore",
+    "StoreError",
+    "WrappingKeyRecord",
+]

@@ -1,4 +1,5 @@
--- mock-kms metadata, schema version 2. Key material never lives here: only ids of it.
+-- mock-kms metadata, schema version 3. Key material never lives here: only ids of it.
+-- (No semicolons in comments: the file is split into statements at each one.)
 CREATE TABLE IF NOT EXISTS keys (
     account_id            TEXT    NOT NULL,
     region                TEXT    NOT NULL,
@@ -18,6 +19,11 @@ CREATE TABLE IF NOT EXISTS keys (
     next_rotation_date    REAL,
     on_demand_rotations   INTEGER NOT NULL DEFAULT 0,
     policy                TEXT    NOT NULL,
+    -- Imported material (schema version 3, older databases gain these columns in
+    -- MetadataStore.initialise): the current material's ExpirationModel, and the earliest
+    -- ValidTo of the key's imported material, when the key goes back to PendingImport.
+    expiration_model      TEXT,
+    valid_to              REAL,
     PRIMARY KEY (account_id, region, key_id)
 );
 
@@ -67,3 +73,40 @@ CREATE TABLE IF NOT EXISTS service_settings (
     name   TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+
+-- Wrapping keys handed out by GetParametersForImport (schema version 3): one per call, valid
+-- 24 hours by the service clock. The key pair lives in the backend under wrapping_key_id, the
+-- import token names that id (docs/key-import.md). Rows outlive deleted keys until they
+-- expire, so the backend's pair is always destroyed with its row.
+CREATE TABLE IF NOT EXISTS import_wrapping_keys (
+    wrapping_key_id     TEXT PRIMARY KEY,
+    account_id          TEXT NOT NULL,
+    region              TEXT NOT NULL,
+    key_id              TEXT NOT NULL,
+    backend             TEXT NOT NULL,
+    wrapping_algorithm  TEXT NOT NULL,
+    wrapping_key_spec   TEXT NOT NULL,
+    created             REAL NOT NULL,
+    valid_to            REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS import_wrapping_keys_by_expiry ON import_wrapping_keys (valid_to);
+
+-- Imported key material of EXTERNAL keys (schema version 3): one row per KeyMaterialId.
+-- check_value identifies the material without revealing it (an AES-GCM tag of nothing, an
+-- HMAC of a constant, or a digest of the public key), so a re-import is checked against it
+-- even after the material itself was deleted or expired.
+CREATE TABLE IF NOT EXISTS imported_materials (
+    material_id       TEXT PRIMARY KEY,
+    account_id        TEXT    NOT NULL,
+    region            TEXT    NOT NULL,
+    key_id            TEXT    NOT NULL,
+    import_state      TEXT    NOT NULL,
+    pending_rotation  INTEGER NOT NULL DEFAULT 0,
+    expiration_model  TEXT    NOT NULL,
+    valid_to          REAL,
+    description       TEXT    NOT NULL DEFAULT '',
+    check_value       BLOB    NOT NULL,
+    imported          REAL    NOT NULL,
+    FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS imported_materials_by_key ON imported_materials (account_id, region, key_id);

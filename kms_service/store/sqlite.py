@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,16 @@ from kms_service.domain.key_states import KeyState
 from kms_service.store.generation import WriteGeneration
 
 DATABASE_FILE = "mock-kms.sqlite3"
-#: 2 added ``service_settings`` (the movable clock, fault injection). schema.sql only uses
-#: ``CREATE ... IF NOT EXISTS``, so running it migrates any older database in place.
-SCHEMA_VERSION = 2
+#: 2 added ``service_settings`` (the movable clock, fault injection); 3 added imported key
+#: material (``import_wrapping_keys``, ``imported_materials`` and two ``keys`` columns).
+#: schema.sql only uses ``CREATE ... IF NOT EXISTS``, and :data:`_ADDED_COLUMNS` adds the
+#: columns older ``keys`` tables lack, so initialising migrates any older database in place.
+SCHEMA_VERSION = 3
+#: Columns added to existing tables after version 2: ``(table, column, declaration)``.
+_ADDED_COLUMNS = (
+    ("keys", "expiration_model", "TEXT"),
+    ("keys", "valid_to", "REAL"),
+)
 #: Rows one thread may keep between database changes (see ``MetadataStore._read_cache``).
 _READ_CACHE_LIMIT = 4096
 #: Beside the database: the write counters every process checks its cached rows against.
@@ -60,6 +67,10 @@ class KeyRecord:
     next_rotation_date: float | None
     on_demand_rotations: int
     policy: str
+    #: EXTERNAL keys: the current material's ExpirationModel, and the earliest ValidTo of the
+    #: key's imported material (when it goes back to PendingImport).
+    expiration_model: str | None = None
+    valid_to: float | None = None
     current_material_id: str | None = None
 
     @property
@@ -75,6 +86,40 @@ class MaterialRecord:
     material_id: str
     created: float
     rotation_type: str | None
+
+
+@dataclass(frozen=True)
+class WrappingKeyRecord:
+    """A wrapping key pair handed out by GetParametersForImport (the pair is in ``backend``)."""
+
+    wrapping_key_id: str
+    account_id: str
+    region: str
+    key_id: str
+    backend: str
+    wrapping_algorithm: str
+    wrapping_key_spec: str
+    created: float
+    valid_to: float
+
+
+@dataclass(frozen=True)
+class ImportedMaterialRecord:
+    """Import details of one key-material version of an EXTERNAL key."""
+
+    material_id: str
+    account_id: str
+    region: str
+    key_id: str
+    #: ``IMPORTED`` or ``PENDING_IMPORT`` (deleted or expired; re-import the same material).
+    import_state: str
+    #: Imported as NEW_KEY_MATERIAL and not yet made current by RotateKeyOnDemand.
+    pending_rotation: bool
+    expiration_model: str
+    valid_to: float | None
+    description: str
+    check_value: bytes = field(repr=False)
+    imported: float
 
 
 @dataclass(frozen=True)
@@ -138,6 +183,10 @@ class MetadataStore:
                 for statement in schema.split(";"):
                     if statement.strip():
                         connection.execute(statement)
+                for table, column, declaration in _ADDED_COLUMNS:
+                    present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+                    if column not in present:
+                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from None
@@ -299,12 +348,15 @@ class MetadataStore:
         backend objects are destroyed even if the process dies right after the commit.
         """
         scope = (key.account_id, key.region, key.key_id)
+        # Imported material pending rotation is not in key_materials yet: queued as well.
         material_ids = [
             row[0]
             for row in self._execute(
                 "SELECT material_id FROM key_materials"
+                " WHERE account_id = ? AND region = ? AND key_id = ?"
+                " UNION SELECT material_id FROM imported_materials"
                 " WHERE account_id = ? AND region = ? AND key_id = ?",
-                scope,
+                scope + scope,
             )
         ]
         self._execute(
@@ -515,4 +567,97 @@ class MetadataStore:
             "INSERT INTO service_settings (name, value) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
+        )
+
+    # --- imported key material (GetParametersForImport, ImportKeyMaterial) -------------
+    def insert_wrapping_key(self, record: WrappingKeyRecord) -> None:
+        self._execute(
+            "INSERT INTO import_wrapping_keys (wrapping_key_id, account_id, region, key_id,"
+            " backend, wrapping_algorithm, wrapping_key_spec, created, valid_to)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.wrapping_key_id,
+                record.account_id,
+                record.region,
+                record.key_id,
+                record.backend,
+                record.wrapping_algorithm,
+                record.wrapping_key_spec,
+                record.created,
+                record.valid_to,
+            ),
+        )
+
+    def get_wrapping_key(self, wrapping_key_id: str) -> WrappingKeyRecord | None:
+        row = self._execute(
+            "SELECT wrapping_key_id, account_id, region, key_id, backend, wrapping_algorithm,"
+            " wrapping_key_spec, created, valid_to FROM import_wrapping_keys"
+            " WHERE wrapping_key_id = ?",
+            (wrapping_key_id,),
+        ).fetchone()
+        return None if row is None else WrappingKeyRecord(*row)
+
+    def expired_wrapping_keys(self, now: float) -> list[WrappingKeyRecord]:
+        rows = self._execute(
+            "SELECT wrapping_key_id, account_id, region, key_id, backend, wrapping_algorithm,"
+            " wrapping_key_spec, created, valid_to FROM import_wrapping_keys"
+            " WHERE valid_to <= ?",
+            (now,),
+        ).fetchall()
+        return [WrappingKeyRecord(*row) for row in rows]
+
+    def delete_wrapping_key(self, wrapping_key_id: str) -> None:
+        self._execute(
+            "DELETE FROM import_wrapping_keys WHERE wrapping_key_id = ?", (wrapping_key_id,)
+        )
+
+    def imported_materials(self, key: KeyRecord) -> list[ImportedMaterialRecord]:
+        """The key's imported material, oldest import first."""
+        rows = self._execute(
+            "SELECT material_id, account_id, region, key_id, import_state, pending_rotation,"
+            " expiration_model, valid_to, description, check_value, imported"
+            " FROM imported_materials WHERE account_id = ? AND region = ? AND key_id = ?"
+            " ORDER BY imported, material_id",
+            (key.account_id, key.region, key.key_id),
+        ).fetchall()
+        return [
+            ImportedMaterialRecord(
+                material_id=row[0],
+                account_id=row[1],
+                region=row[2],
+                key_id=row[3],
+                import_state=row[4],
+                pending_rotation=bool(row[5]),
+                expiration_model=row[6],
+                valid_to=row[7],
+                description=row[8],
+                check_value=bytes(row[9]),
+                imported=row[10],
+            )
+            for row in rows
+        ]
+
+    def put_imported_material(self, record: ImportedMaterialRecord) -> None:
+        """Insert or replace the import details of one material."""
+        self._execute(
+            "INSERT INTO imported_materials (material_id, account_id, region, key_id,"
+            " import_state, pending_rotation, expiration_model, valid_to, description,"
+            " check_value, imported) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (material_id) DO UPDATE SET import_state = excluded.import_state,"
+            " pending_rotation = excluded.pending_rotation,"
+            " expiration_model = excluded.expiration_model, valid_to = excluded.valid_to,"
+            " description = excluded.description, imported = excluded.imported",
+            (
+                record.material_id,
+                record.account_id,
+                record.region,
+                record.key_id,
+                record.import_state,
+                int(record.pending_rotation),
+                record.expiration_model,
+                record.valid_to,
+                record.description,
+                record.check_value,
+                record.imported,
+            ),
         )

@@ -218,3 +218,13 @@ class AwsStruct(AwsField):
             raise self._type_error("an object")
         loaded: dict[str, Any] = self.schema().load(value)
         return loaded
+
+
+class AwsTimestamp(AwsField):
+    """A timestamp as the AWS JSON protocols send it: epoch seconds, an integer or a fraction
+    (botocore sends integers, other SDKs fractions); returns float epoch seconds."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._type_error("a timestamp (epoch seconds)")
+        return float(value)

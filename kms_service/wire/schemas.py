@@ -17,6 +17,7 @@ from kms_service.wire.fields import (
     AwsString,
     AwsStringMap,
     AwsStruct,
+    AwsTimestamp,
 )
 
 KEY_SPECS = [
@@ -323,3 +324,45 @@ SCHEMAS: dict[str, type[Schema]] = {
     "GenerateDataKeyPair": GenerateDataKeyPair,
     "GenerateDataKeyPairWithoutPlaintext": GenerateDataKeyPairWithoutPlaintext,
 }
+
+
+# --- Imported key material (docs/key-import.md) ---------------------------------------------
+WRAPPING_ALGORITHMS = [
+    "RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1",
+    "RSA_AES_KEY_WRAP_SHA_256", "SM2PKE",
+]  # fmt: skip
+WRAPPING_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2"]
+KEY_MATERIAL_ID_PATTERN = r"^[a-f0-9]+$"
+
+
+class GetParametersForImport(RequestSchema):
+    KeyId = key_id()
+    WrappingAlgorithm = AwsString(enum=WRAPPING_ALGORITHMS, required=True)
+    WrappingKeySpec = AwsString(enum=WRAPPING_KEY_SPECS, required=True)
+
+
+class ImportKeyMaterial(RequestSchema):
+    KeyId = key_id()
+    ImportToken = AwsBlob(min_length=1, max_length=6144, required=True)
+    EncryptedKeyMaterial = AwsBlob(min_length=1, max_length=6144, required=True)
+    ValidTo = AwsTimestamp()
+    ExpirationModel = AwsString(enum=["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"])
+    ImportType = AwsString(enum=["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"])
+    KeyMaterialDescription = AwsString(
+        min_length=0, max_length=256, pattern=r"^[a-zA-Z0-9:/_\s.-]+$"
+    )
+    KeyMaterialId = AwsString(min_length=64, max_length=64, pattern=KEY_MATERIAL_ID_PATTERN)
+
+
+class DeleteImportedKeyMaterial(RequestSchema):
+    KeyId = key_id()
+    KeyMaterialId = AwsString(min_length=64, max_length=64, pattern=KEY_MATERIAL_ID_PATTERN)
+
+
+SCHEMAS.update(
+    {
+        "GetParametersForImport": GetParametersForImport,
+        "ImportKeyMaterial": ImportKeyMaterial,
+        "DeleteImportedKeyMaterial": DeleteImportedKeyMaterial,
+    }
+)

@@ -169,7 +169,7 @@ def test_create_key_usage_mismatch(kms: KmsClient, key_usage: str) -> None:
     assert kms.list_keys()["Keys"] == []
 
 
-@pytest.mark.parametrize("origin", ["EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"])
+@pytest.mark.parametrize("origin", ["AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"])
 def test_create_key_unsupported_origin(kms: KmsClient, origin: str) -> None:
     with expect_error("UnsupportedOperationException") as info:
         kms.create_key(Origin=origin)

@@ -181,8 +181,10 @@ def test_local_kms_documented_seed_files_load(tmp_path: Path, fixture: str) -> N
         aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
         log = server.log()
         if fixture == "README-simple.yaml":
-            assert keys == {"bc436485-5092-42b8-92a3-0aa8b93536dc"}
+            ecc = "800d5768-3fd7-4edd-a4b8-4c81c3e4c147"
+            assert keys == {"bc436485-5092-42b8-92a3-0aa8b93536dc", ecc}
             assert aliases == {"alias/testing": "bc436485-5092-42b8-92a3-0aa8b93536dc"}
+            assert kms.describe_key(KeyId=ecc)["KeyMetadata"]["KeySpec"] == "ECC_NIST_P256"
             assert "Asymmetric Ecc key 0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266 skipped" in log
             assert "README-simple.yaml:11: Keys.Asymmetric.Ecc[0]" in log  # the skipped entry
         elif fixture == "README-rotated.yaml":
@@ -206,8 +208,8 @@ def test_local_kms_documented_seed_files_load(tmp_path: Path, fixture: str) -> N
             pending = kms.describe_key(KeyId="5d05267f-bb87-4d0b-8594-295a4371d414")
             assert pending["KeyMetadata"]["KeyState"] == "PendingImport"
         for key_id in keys:
-            state = kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"]
-            if state == "Enabled":
+            metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+            if metadata["KeyState"] == "Enabled" and metadata["KeySpec"] == "SYMMETRIC_DEFAULT":
                 blob = kms.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
                 assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
 

@@ -22,6 +22,7 @@ from kms_service.wire.fields import (
     AwsString,
     AwsStringMap,
     AwsStruct,
+    AwsTimestamp,
 )
 from kms_service.wire.schemas import SCHEMAS
 from kms_service.wire.validation import load_request
@@ -93,6 +94,8 @@ def _compare(shape: Any, field: AwsField, path: str, problems: list[str]) -> Non
             _compare_structure(shape.member, field.member(), f"{path}.member", problems, "")
     elif isinstance(field, AwsStruct):
         _compare_structure(shape, field.schema(), path, problems, "")
+    elif isinstance(field, AwsTimestamp):
+        assert shape.type_name == "timestamp", path
     else:  # pragma: no cover - a new field type needs a rule here
         problems.append(f"{path}: unknown field type {type(field).__name__}")
 
