@@ -96,7 +96,10 @@ def creatable_specs() -> list[str]:
     from the backend's capabilities and the CreateKey schema, never a fixed list."""
     svc = services()
     supported = svc.backend(svc.default_backend).capabilities.key_specs
-    return [spec for spec in KEY_SPECS if spec in supported]
+    # SYMMETRIC_DEFAULT first: it is CreateKey's default and the only spec that needs no
+    # KeyUsage, so the form's preselected choice always creates a key.
+    ordered = sorted(KEY_SPECS, key=lambda spec: spec != "SYMMETRIC_DEFAULT")
+    return [spec for spec in ordered if spec in supported]
 
 
 def creatable_origins() -> list[str]:
