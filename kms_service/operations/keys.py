@@ -96,13 +96,13 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         key_spec=key_spec,
         key_usage=key_usage,
     )
-    return {"KeyMetadata": key_metadata(key)}
+    return {"KeyMetadata": key_metadata(key, services.store)}
 
 
 def describe_key(services: Services, scope: RequestScope, request: Request) -> Response:
     """DescribeKey: works in every key state; accepts aliases."""
     key = resolve_key(services, scope, request["KeyId"], allow_alias=True)
-    return {"KeyMetadata": key_metadata(key)}
+    return {"KeyMetadata": key_metadata(key, services.store)}
 
 
 def list_keys(services: Services, scope: RequestScope, request: Request) -> Response:
@@ -155,14 +155,21 @@ def _set_enabled(
         services.store.update_key(key, state=KeyState.ENABLED if enabled else KeyState.DISABLED)
 
 
-def schedule_key_deletion(services: Services, scope: RequestScope, request: Request) -> Response:
-    window = request.get("PendingWindowInDays", 30)
+def pending_window(request: Request) -> int:
+    """The request's PendingWindowInDays (default 30); raises AWS's ValidationException
+    outside 7..30."""
+    window = int(request.get("PendingWindowInDays", 30))
     if not 7 <= window <= 30:
         raise ValidationException(
             f"1 validation error detected: Value '{window}' at 'pendingWindowInDays' failed to "
             "satisfy constraint: Member must have value greater than or equal to 7 and less "
             "than or equal to 30"
         )
+    return window
+
+
+def schedule_key_deletion(services: Services, scope: RequestScope, request: Request) -> Response:
+    window = pending_window(request)
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)

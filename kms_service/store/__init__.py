@@ -5,7 +5,15 @@ from kms_service.store.sqlite import (
     KeyRecord,
     MaterialRecord,
     MetadataStore,
+    MultiRegionMember,
     StoreError,
 )
 
-__all__ = ["AliasRecord", "KeyRecord", "MaterialRecord", "MetadataStore", "StoreError"]
+__all__ = [
+    "AliasRecord",
+    "KeyRecord",
+    "MaterialRecord",
+    "MetadataStore",
+    "MultiRegionMember",
+    "StoreError",
+]
