@@ -131,7 +131,7 @@ def update_key_description(services: Services, scope: RequestScope, request: Req
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        if key.state == KeyState.PENDING_DELETION:
+        if key.state in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION):
             require_state(key, allow=(KeyState.ENABLED, KeyState.DISABLED))
         services.store.update_key(key, description=request["Description"])
 

@@ -454,6 +454,18 @@ def test_primary_with_replicas_waits_in_pending_replica_deletion(
         "KMSInvalidStateException", f"{arn(us, key_id, US)} is pending replica deletion."
     ):
         us.replicate_key(KeyId=key_id, ReplicaRegion=AP)
+    with expect_error(
+        "KMSInvalidStateException", f"{arn(us, key_id, US)} is pending replica deletion."
+    ):
+        us.update_key_description(KeyId=key_id, Description="changed")
+    with expect_error(
+        "KMSInvalidStateException", f"{arn(us, key_id, US)} is pending replica deletion."
+    ):
+        us.create_alias(AliasName="alias/doomed", TargetKeyId=key_id)
+    with expect_error(
+        "KMSInvalidStateException", f"{arn(us, key_id, US)} is pending replica deletion."
+    ):
+        us.tag_resource(KeyId=key_id, Tags=[{"TagKey": "a", "TagValue": "b"}])
     # The replica is unaffected.
     blob = eu.encrypt(KeyId=key_id, Plaintext=b"still here")["CiphertextBlob"]
     assert eu.decrypt(CiphertextBlob=blob)["Plaintext"] == b"still here"
