@@ -610,6 +610,28 @@ def test_automatic_rotation_of_the_primary_reaches_the_replica(
     )
 
 
+def test_reset_destroys_the_shared_material_once(clock_server: RunningServer) -> None:
+    """Last of the clock-server tests: the developer reset deletes every key of a set in one
+    transaction and destroys their shared material."""
+    us, eu = clients(clock_server.endpoint, US, EU)
+    key_id, answer = replicated(us)
+    us.rotate_key_on_demand(KeyId=key_id)
+    materials = {
+        r["KeyMaterialId"]
+        for r in eu.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")[
+            "Rotations"
+        ]
+    }
+    assert answer["ReplicaKeyMetadata"]["CurrentKeyMaterialId"] in materials
+    assert materials <= _material_ids(clock_server)
+    status, _ = admin(clock_server, "POST", "/reset", {})
+    assert status == 200
+    for client in (us, eu):
+        with expect_error("NotFoundException"):
+            client.describe_key(KeyId=key_id)
+    assert not materials & _material_ids(clock_server)
+
+
 # --- the AWS CLI -----------------------------------------------------------------------------
 def test_aws_cli_replicate_and_update_primary_region(
     kms_server: RunningServer, tmp_path: Path
