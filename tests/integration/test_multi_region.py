@@ -22,13 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.conftest import KEY_BACKENDS, backend_env
 from tests.integration.test_aws_cli import AwsCli
 from tests.support.admin import DEV, admin
+from tests.support.backends import run_python
 from tests.support.kms_ops import (
     MRK_PATTERN,
     KmsClient,
     account_client,
     expect_error,
     keystore_material_ids,
-    metadata_material_ids,
     new_account_id,
 )
 from tests.support.server import RunningServer, start_server
@@ -505,11 +505,29 @@ def _advance(server: RunningServer, days: float) -> dict[str, Any]:
     return dict(answer)
 
 
+#: Lists the material ids of the mock-kms key objects in the token, read by python-pkcs11
+#: directly (not through mock-kms) in a child process with the server's token settings.
+_TOKEN_LABELS_PROGRAM = """
+import json, os, sys
+from pathlib import Path
+import pkcs11
+from pkcs11 import Attribute
+json.load(sys.stdin)
+token = pkcs11.lib(os.environ["PKCS11_MODULE"]).get_token(
+    token_label=os.environ["PKCS11_TOKEN_LABEL"])
+pin = Path(os.environ["PKCS11_PIN_FILE"]).read_text().strip()
+with token.open(user_pin=pin) as session:
+    labels = {str(o[Attribute.LABEL]) for o in session.get_objects({})}
+print(json.dumps(sorted(label.removeprefix("mock-kms:") for label in labels
+                        if label.startswith("mock-kms:"))))
+"""
+
+
 def _material_ids(server: RunningServer) -> set[str]:
-    """Material the server still holds: in the keystore file (software backend), else what
-    the metadata database refers to (live or queued for destruction)."""
+    """Material the server's backend still holds: the software keystore file's entries, or
+    the key objects in the PKCS#11 token."""
     if server.env.get("MOCK_KMS_BACKEND") == "pkcs11":
-        return metadata_material_ids(server.data_dir)
+        return set(run_python(_TOKEN_LABELS_PROGRAM, {}, env=server.env))
     return keystore_material_ids(server.data_dir)
 
 
