@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from clients.kms import KmsClient as ThinKmsClient
 from tests.conftest import KEY_BACKENDS, backend_env
 from tests.integration.test_aws_cli import AwsCli
 from tests.support.admin import DEV, admin
@@ -648,6 +649,36 @@ def test_reset_destroys_the_shared_material_once(clock_server: RunningServer) ->
         with expect_error("NotFoundException"):
             client.describe_key(KeyId=key_id)
     assert not materials & _material_ids(clock_server)
+
+
+# --- the project's thin client --------------------------------------------------------------
+def test_thin_client_replicates_and_decrypts_across_regions(kms_server: RunningServer) -> None:
+    account = new_account_id()
+    us, eu = (
+        ThinKmsClient(
+            kms_server.endpoint,
+            region_name=region,
+            aws_access_key_id=account,
+            aws_secret_access_key="mock-kms-test-secret",
+            max_attempts=1,
+        )
+        for region in (US, EU)
+    )
+    key_id = us.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    replica = us.replicate_key(KeyId=key_id, ReplicaRegion=EU)["ReplicaKeyMetadata"]
+    assert replica["Arn"] == f"arn:aws:kms:{EU}:{account}:key/{key_id}"
+    assert replica["CreationDate"].tzinfo is not None  # decoded as boto3 decodes it
+    blob = eu.encrypt(KeyId=key_id, Plaintext=b"thin")["CiphertextBlob"]
+    assert us.decrypt(CiphertextBlob=blob)["Plaintext"] == b"thin"
+    us.update_primary_region(KeyId=key_id, PrimaryRegion=EU)
+    assert (
+        us.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"][
+            "MultiRegionKeyType"
+        ]
+        == "REPLICA"
+    )
+    with pytest.raises(us.exceptions.UnsupportedOperationException):
+        us.replicate_key(KeyId=key_id, ReplicaRegion=AP)
 
 
 # --- the AWS CLI -----------------------------------------------------------------------------
