@@ -12,10 +12,12 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -292,6 +294,27 @@ def test_replicate_key_refusals(kms_server: RunningServer) -> None:
     # An ARN of another region is refused as for every KeyId.
     with expect_error("NotFoundException", f"Invalid arn {EU}"):
         us.replicate_key(KeyId=arn(us, key_id, EU), ReplicaRegion=AP)
+
+
+def test_concurrent_replications_create_one_replica(kms_server: RunningServer) -> None:
+    """Eight ReplicateKey calls at once, over both workers: one replica, seven
+    AlreadyExistsException, and a configuration naming the replica once."""
+    (us,) = clients(kms_server.endpoint, US)
+    key_id = us.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    account = us._request_signer._credentials.access_key
+    callers = [account_client(kms_server.endpoint, account, US) for _ in range(8)]
+
+    def attempt(client: KmsClient) -> str:
+        try:
+            client.replicate_key(KeyId=key_id, ReplicaRegion=EU)
+        except ClientError as exc:
+            return str(exc.response["Error"]["Code"])
+        return "created"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = sorted(pool.map(attempt, callers))
+    assert outcomes == ["AlreadyExistsException"] * 7 + ["created"]
+    assert configuration(us, key_id)["ReplicaKeys"] == [{"Arn": arn(us, key_id, EU), "Region": EU}]
 
 
 def test_replica_rotation_settings_are_managed_on_the_primary(
