@@ -461,6 +461,8 @@ class MetadataStore:
                 and primary.state == KeyState.PENDING_REPLICA_DELETION
                 and member.pending_window_days is not None
             ):
+                # A replica is deleted only when its scheduled date has passed, so it has one;
+                # wall time is a fallback for a deletion outside the lifecycle (none today).
                 start = key.deletion_date if key.deletion_date is not None else time.time()
                 self.update_key(
                     primary,
