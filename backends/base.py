@@ -73,6 +73,10 @@ class BackendCapabilities:
     wrapping_key_specs: frozenset[str] = frozenset()
     #: Whether :meth:`KeyBackend.export_material` can return material (never for an HSM).
     exportable: bool = False
+    #: Whether keys of several regions may use the same material objects (the replicas of a
+    #: multi-Region key). True for a backend every region of the process reaches: the
+    #: software keystore, and a PKCS#11 token, which holds the material for all of them.
+    shares_material_across_regions: bool = True
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ def key_detail(services: Services, key: KeyRecord, scope: Any) -> KeyDetail:
     ]
     return KeyDetail(
         key=key,
-        metadata=key_metadata(key),
+        metadata=key_metadata(key, store),
         materials=material_views(key, store.materials(key)),
         aliases=aliases,
         tags=store.tags(key),

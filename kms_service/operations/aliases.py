@@ -8,7 +8,6 @@ from typing import Any
 from kms_service.domain.errors import (
     AlreadyExistsException,
     InvalidAliasNameException,
-    KMSInvalidStateException,
     LimitExceededException,
     NotAuthorizedException,
     NotFoundException,
@@ -18,7 +17,12 @@ from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.keys import purge_due_deletions
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
-from kms_service.operations.resolve import reload_key, require_customer_managed, resolve_key
+from kms_service.operations.resolve import (
+    reload_key,
+    require_customer_managed,
+    require_state,
+    resolve_key,
+)
 from kms_service.store import AliasRecord, KeyRecord
 
 MAX_ALIASES_PER_KEY = 50
@@ -41,11 +45,17 @@ def check_alias_name(name: str) -> None:
         raise InvalidAliasNameException(f"{name} contains invalid characters for an alias")
 
 
+def _refuse_pending_deletion(key: KeyRecord) -> None:
+    """An alias cannot be made to point at a key pending deletion (or, for a multi-Region
+    primary, pending replica deletion): AWS's KMSInvalidStateException."""
+    if key.state in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION):
+        require_state(key, allow=())
+
+
 def _target(services: Services, scope: RequestScope, target: str) -> KeyRecord:
     key = resolve_key(services, scope, target)
     require_customer_managed(key)
-    if key.state == KeyState.PENDING_DELETION:
-        raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
+    _refuse_pending_deletion(key)
     return key
 
 
@@ -56,8 +66,7 @@ def create_alias(services: Services, scope: RequestScope, request: Request) -> N
     now = services.clock.now()
     with services.store.write():
         key = reload_key(services, key)
-        if key.state == KeyState.PENDING_DELETION:
-            raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
+        _refuse_pending_deletion(key)
         if services.store.count_aliases(key) >= MAX_ALIASES_PER_KEY:
             raise LimitExceededException(
                 f"Cannot exceed quota for AliasesPerKey: {MAX_ALIASES_PER_KEY}"
@@ -80,8 +89,7 @@ def update_alias(services: Services, scope: RequestScope, request: Request) -> N
         if alias is None:
             raise NotFoundException(f"Alias {scope.alias_arn(name)} is not found.")
         key = reload_key(services, key)
-        if key.state == KeyState.PENDING_DELETION:
-            raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
+        _refuse_pending_deletion(key)
         # Retargeting an alias to the key it already names adds no alias to that key.
         if (
             alias.target_key_id != key.key_id

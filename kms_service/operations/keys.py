@@ -99,13 +99,13 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         key_usage=key_usage,
         origin=origin,
     )
-    return {"KeyMetadata": key_metadata(key)}
+    return {"KeyMetadata": key_metadata(key, services.store)}
 
 
 def describe_key(services: Services, scope: RequestScope, request: Request) -> Response:
     """DescribeKey: works in every key state; accepts aliases."""
     key = resolve_key(services, scope, request["KeyId"], allow_alias=True)
-    return {"KeyMetadata": key_metadata(key)}
+    return {"KeyMetadata": key_metadata(key, services.store)}
 
 
 def list_keys(services: Services, scope: RequestScope, request: Request) -> Response:
@@ -134,7 +134,7 @@ def update_key_description(services: Services, scope: RequestScope, request: Req
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
-        if key.state == KeyState.PENDING_DELETION:
+        if key.state in (KeyState.PENDING_DELETION, KeyState.PENDING_REPLICA_DELETION):
             require_state(key, allow=(KeyState.ENABLED, KeyState.DISABLED))
         services.store.update_key(key, description=request["Description"])
 
@@ -158,14 +158,21 @@ def _set_enabled(
         services.store.update_key(key, state=KeyState.ENABLED if enabled else KeyState.DISABLED)
 
 
-def schedule_key_deletion(services: Services, scope: RequestScope, request: Request) -> Response:
-    window = request.get("PendingWindowInDays", 30)
+def pending_window(request: Request) -> int:
+    """The request's PendingWindowInDays (default 30); raises AWS's ValidationException
+    outside 7..30."""
+    window = int(request.get("PendingWindowInDays", 30))
     if not 7 <= window <= 30:
         raise ValidationException(
             f"1 validation error detected: Value '{window}' at 'pendingWindowInDays' failed to "
             "satisfy constraint: Member must have value greater than or equal to 7 and less "
             "than or equal to 30"
         )
+    return window
+
+
+def schedule_key_deletion(services: Services, scope: RequestScope, request: Request) -> Response:
+    window = pending_window(request)
     key = resolve_key(services, scope, request["KeyId"])
     with services.store.write():
         key = reload_key(services, key)

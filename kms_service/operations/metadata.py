@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kms_service.domain.key_states import KeyState
@@ -9,16 +10,18 @@ from kms_service.operations.key_kinds import (
     COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS,
     algorithm_fields,
 )
-from kms_service.store import KeyRecord
+from kms_service.store import KeyRecord, MetadataStore, MultiRegionMember
 
 #: Keys on a non-default key store say so the way AWS keys in a custom key store do.
 PKCS11_KEY_STORE_ID = "cks-mock-kms-pkcs11"
 
 
-def key_metadata(key: KeyRecord) -> dict[str, Any]:
+def key_metadata(key: KeyRecord, store: MetadataStore | None = None) -> dict[str, Any]:
     """Every field AWS returns for a key of its kind, and none that it leaves out: one
     algorithm list chosen by key usage, and CurrentKeyMaterialId only for symmetric
-    encryption keys (see docs/key-types.md)."""
+    encryption keys (see docs/key-types.md). With ``store``, a multi-Region key's
+    configuration names its primary and replicas as they are now (docs/multi-region-keys.md);
+    without, it is shown as a primary without replicas."""
     metadata: dict[str, Any] = {
         "AWSAccountId": key.account_id,
         "KeyId": key.key_id,
@@ -51,9 +54,27 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
     if key.backend == "pkcs11":
         metadata["CustomKeyStoreId"] = PKCS11_KEY_STORE_ID
     if key.multi_region:
-        metadata["MultiRegionConfiguration"] = {
-            "MultiRegionKeyType": "PRIMARY",
-            "PrimaryKey": {"Arn": key.arn, "Region": key.region},
-            "ReplicaKeys": [],
-        }
+        members = [] if store is None else store.multi_region_members(key.account_id, key.key_id)
+        metadata["MultiRegionConfiguration"] = multi_region_configuration(key, members)
+        own = [m for m in members if m.region == key.region and m.role == "PRIMARY"]
+        window = own[0].pending_window_days if own else None
+        if key.state == KeyState.PENDING_REPLICA_DELETION and window is not None:
+            metadata["PendingDeletionWindowInDays"] = window
     return metadata
+
+
+def multi_region_configuration(
+    key: KeyRecord, members: Sequence[MultiRegionMember]
+) -> dict[str, Any]:
+    """AWS's ``MultiRegionConfiguration`` of ``key``, one of the keys ``members`` lists
+    (none: a primary without replicas)."""
+
+    def entry(region: str) -> dict[str, str]:
+        return {"Arn": f"arn:aws:kms:{region}:{key.account_id}:key/{key.key_id}", "Region": region}
+
+    primary = next((m.region for m in members if m.role == "PRIMARY"), key.region)
+    return {
+        "MultiRegionKeyType": "PRIMARY" if primary == key.region else "REPLICA",
+        "PrimaryKey": entry(primary),
+        "ReplicaKeys": [entry(m.region) for m in members if m.role == "REPLICA"],
+    }

@@ -18,6 +18,7 @@ from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY
 from kms_service.operations.imported import rotate_to_imported, rotation_details
 from kms_service.operations.material import new_material
+from kms_service.operations.multi_region import require_not_replica
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
 from kms_service.operations.resolve import (
     reload_key,
@@ -37,6 +38,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
     period = int(request.get("RotationPeriodInDays") or DEFAULT_PERIOD_DAYS)
     key = resolve_key(services, scope, request["KeyId"])
     require_symmetric_encryption_key(key)
+    require_not_replica(services, key)
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
@@ -58,6 +60,7 @@ def enable_key_rotation(services: Services, scope: RequestScope, request: Reques
 def disable_key_rotation(services: Services, scope: RequestScope, request: Request) -> None:
     key = resolve_key(services, scope, request["KeyId"])
     require_symmetric_encryption_key(key)
+    require_not_replica(services, key)
     with services.store.write():
         key = reload_key(services, key)
         require_customer_managed(key)
@@ -85,6 +88,7 @@ def rotate_key_on_demand(services: Services, scope: RequestScope, request: Reque
     key = resolve_key(services, scope, request["KeyId"])
     require_symmetric_encryption_key(key)
     require_customer_managed(key)
+    require_not_replica(services, key)
     require_state(key, allow=(KeyState.ENABLED,))
     limit = services.settings.on_demand_rotation_limit
     # Checked before material is created too, so a refused rotation leaves none behind.

@@ -6,6 +6,7 @@ from kms_service.store.sqlite import (
     KeyRecord,
     MaterialRecord,
     MetadataStore,
+    MultiRegionMember,
     StoreError,
     WrappingKeyRecord,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "KeyRecord",
     "MaterialRecord",
     "MetadataStore",
+    "MultiRegionMember",
     "StoreError",
     "WrappingKeyRecord",
 ]

@@ -1,4 +1,4 @@
--- mock-kms metadata, schema version 3. Key material never lives here: only ids of it.
+-- mock-kms metadata, schema version 4. Key material never lives here: only ids of it.
 -- (No semicolons in comments: the file is split into statements at each one.)
 CREATE TABLE IF NOT EXISTS keys (
     account_id            TEXT    NOT NULL,
@@ -32,12 +32,14 @@ CREATE TABLE IF NOT EXISTS key_materials (
     region         TEXT    NOT NULL,
     key_id         TEXT    NOT NULL,
     seq            INTEGER NOT NULL,
-    material_id    TEXT    NOT NULL UNIQUE,
+    material_id    TEXT    NOT NULL,
     created        REAL    NOT NULL,
     rotation_type  TEXT,
     PRIMARY KEY (account_id, region, key_id, seq),
     FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
 );
+-- Not unique since schema step "multi-Region keys": a primary and its replicas share rows.
+CREATE INDEX IF NOT EXISTS key_materials_by_material ON key_materials (material_id);
 
 CREATE TABLE IF NOT EXISTS aliases (
     account_id         TEXT NOT NULL,
@@ -110,3 +112,20 @@ CREATE TABLE IF NOT EXISTS imported_materials (
     FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS imported_materials_by_key ON imported_materials (account_id, region, key_id);
+
+-- >>> schema step "multi-Region keys" (schema version 4) >>>
+-- The keys of a multi-Region key: the same key id in several regions of one account, one of
+-- them PRIMARY. A multi-Region key with no row here is a primary without replicas. The
+-- members share key_materials rows (same material ids, which is why material_id is no longer
+-- UNIQUE there) and the rotation columns of keys. pending_window_days: the deletion window of
+-- a primary in PendingReplicaDeletion, which begins when its last replica is deleted.
+CREATE TABLE IF NOT EXISTS multi_region_members (
+    account_id           TEXT    NOT NULL,
+    key_id               TEXT    NOT NULL,
+    region               TEXT    NOT NULL,
+    role                 TEXT    NOT NULL CHECK (role IN ('PRIMARY', 'REPLICA')),
+    pending_window_days  INTEGER,
+    PRIMARY KEY (account_id, key_id, region),
+    FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
+);
+-- <<< schema step "multi-Region keys" <<<

@@ -23,10 +23,13 @@ from kms_service.store.generation import WriteGeneration
 
 DATABASE_FILE = "mock-kms.sqlite3"
 #: 2 added ``service_settings`` (the movable clock, fault injection); 3 added imported key
-#: material (``import_wrapping_keys``, ``imported_materials`` and two ``keys`` columns).
-#: schema.sql only uses ``CREATE ... IF NOT EXISTS``, and :data:`_ADDED_COLUMNS` adds the
-#: columns older ``keys`` tables lack, so initialising migrates any older database in place.
-SCHEMA_VERSION = 3
+#: material (``import_wrapping_keys``, ``imported_materials`` and two ``keys`` columns); 4
+#: (step "multi-Region keys") added ``multi_region_members`` and made
+#: ``key_materials.material_id`` non-unique (:func:`_share_key_materials`).
+#: schema.sql only uses ``CREATE ... IF NOT EXISTS``, :data:`_ADDED_COLUMNS` adds the columns
+#: older ``keys`` tables lack and :func:`_share_key_materials` rebuilds an older
+#: ``key_materials``, so initialising migrates any older database in place.
+SCHEMA_VERSION = 4
 #: Columns added to existing tables after version 2: ``(table, column, declaration)``.
 _ADDED_COLUMNS = (
     ("keys", "expiration_model", "TEXT"),
@@ -39,6 +42,7 @@ GENERATION_SUFFIX = "-generation"
 #: How often a thread also asks SQLite whether the database changed, which catches programs
 #: other than mock-kms writing to it (they do not count their writes in the generation file).
 _FOREIGN_WRITE_CHECK_S = 1.0
+_SECONDS_PER_DAY = 86400.0
 
 
 class StoreError(Exception):
@@ -123,6 +127,24 @@ class ImportedMaterialRecord:
 
 
 @dataclass(frozen=True)
+class MultiRegionMember:
+    """One key of a multi-Region key: its region, ``PRIMARY`` or ``REPLICA``, and (for a
+    primary in PendingReplicaDeletion) the deletion window that starts with its last replica's
+    deletion."""
+
+    region: str
+    role: str
+    pending_window_days: int | None = None
+
+
+#: The key columns every key of a multi-Region key shares (AWS synchronises the automatic
+#: rotation status; docs/multi-region-keys.md): an update of one is an update of all.
+MULTI_REGION_SHARED_COLUMNS = frozenset(
+    {"rotation_enabled", "rotation_period_days", "next_rotation_date", "on_demand_rotations"}
+)
+
+
+@dataclass(frozen=True)
 class AliasRecord:
     account_id: str
     region: str
@@ -152,6 +174,42 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
     values["rotation_enabled"] = bool(values["rotation_enabled"])
     values["state"] = KeyState(values["state"])
     return KeyRecord(**values, current_material_id=row[len(_KEY_COLUMNS)])
+
+
+# >>> schema step "multi-Region keys" >>>
+def _share_key_materials(connection: sqlite3.Connection) -> None:
+    """Schema step "multi-Region keys": rebuild a ``key_materials`` table whose
+    ``material_id`` is UNIQUE (databases before schema 3) without that constraint, so the keys
+    of a multi-Region key can share rows. Idempotent: it looks at the table, not the version
+    number, so it runs once whatever the steps around it are numbered."""
+    unique_on_material = any(
+        row[2]
+        and row[3] == "u"  # (seq, name, unique, origin, partial)
+        and [column[2] for column in connection.execute(f"PRAGMA index_info('{row[1]}')")]
+        == ["material_id"]
+        for row in connection.execute("PRAGMA index_list('key_materials')").fetchall()
+    )
+    if not unique_on_material:
+        return
+    connection.execute(
+        "CREATE TABLE key_materials_shared ("
+        " account_id TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, material_id TEXT NOT NULL, created REAL NOT NULL,"
+        " rotation_type TEXT, PRIMARY KEY (account_id, region, key_id, seq),"
+        " FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE)"
+    )
+    connection.execute(
+        "INSERT INTO key_materials_shared SELECT account_id, region, key_id, seq, material_id,"
+        " created, rotation_type FROM key_materials"
+    )
+    connection.execute("DROP TABLE key_materials")
+    connection.execute("ALTER TABLE key_materials_shared RENAME TO key_materials")
+    connection.execute(
+        "CREATE INDEX IF NOT EXISTS key_materials_by_material ON key_materials (material_id)"
+    )
+
+
+# <<< schema step "multi-Region keys" <<<
 
 
 class MetadataStore:
@@ -187,6 +245,7 @@ class MetadataStore:
                     present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
                     if column not in present:
                         connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                _share_key_materials(connection)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from None
@@ -340,12 +399,27 @@ class MetadataStore:
             "WHERE account_id = ? AND region = ? AND key_id = ?",
             [*changes.values(), key.account_id, key.region, key.key_id],
         )
+        shared = {
+            name: value for name, value in changes.items() if name in MULTI_REGION_SHARED_COLUMNS
+        }
+        if shared and key.multi_region:
+            assignments = ", ".join(f"{name} = ?" for name in shared)
+            self._execute(
+                f"UPDATE keys SET {assignments} "  # noqa: S608 - column names checked above
+                "WHERE account_id = ? AND key_id = ? AND region IN (SELECT region FROM"
+                " multi_region_members WHERE account_id = ? AND key_id = ?)",
+                [*shared.values(), key.account_id, key.key_id, key.account_id, key.key_id],
+            )
 
     def delete_key(self, key: KeyRecord) -> list[str]:
         """Delete a key with its materials, tags and aliases; return its material ids.
 
         The material ids are queued in ``pending_destruction`` in the same transaction, so the
-        backend objects are destroyed even if the process dies right after the commit.
+        backend objects are destroyed even if the process dies right after the commit. Material
+        another key still uses (the other keys of a multi-Region key) is neither returned nor
+        queued: it is destroyed with the last key that uses it. Deleting the last replica of a
+        primary in PendingReplicaDeletion starts the primary's deletion window
+        (:meth:`_after_member_deleted`).
         """
         scope = (key.account_id, key.region, key.key_id)
         # Imported material pending rotation is not in key_materials yet: queued as well.
@@ -363,11 +437,95 @@ class MetadataStore:
             "DELETE FROM aliases WHERE account_id = ? AND region = ? AND target_key_id = ?", scope
         )
         self._execute("DELETE FROM keys WHERE account_id = ? AND region = ? AND key_id = ?", scope)
+        unused = [
+            material_id
+            for material_id in material_ids
+            if self._execute(
+                "SELECT 1 FROM key_materials WHERE material_id = ? LIMIT 1", (material_id,)
+            ).fetchone()
+            is None
+        ]
         self._connection().executemany(
             "INSERT OR IGNORE INTO pending_destruction (material_id, backend) VALUES (?, ?)",
-            [(material_id, key.backend) for material_id in material_ids],
+            [(material_id, key.backend) for material_id in unused],
         )
-        return material_ids
+        if key.multi_region:
+            self._after_member_deleted(key)
+        return unused
+
+    # --- multi-Region keys (schema step "multi-Region keys") ---------------------------
+    def multi_region_members(self, account_id: str, key_id: str) -> list[MultiRegionMember]:
+        """The keys of the multi-Region key ``key_id``, primary first; empty for a key with
+        no replicas (it is its own primary)."""
+        rows = self._execute(
+            "SELECT region, role, pending_window_days FROM multi_region_members"
+            " WHERE account_id = ? AND key_id = ? ORDER BY role = 'REPLICA', region",
+            (account_id, key_id),
+        ).fetchall()
+        return [MultiRegionMember(row[0], row[1], row[2]) for row in rows]
+
+    def set_multi_region_member(
+        self,
+        account_id: str,
+        key_id: str,
+        region: str,
+        role: str,
+        pending_window_days: int | None = None,
+    ) -> None:
+        """Record (or change) the role of the key ``key_id`` in ``region``."""
+        self._execute(
+            "INSERT INTO multi_region_members"
+            " (account_id, key_id, region, role, pending_window_days) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (account_id, key_id, region) DO UPDATE SET role = excluded.role,"
+            " pending_window_days = excluded.pending_window_days",
+            (account_id, key_id, region, role, pending_window_days),
+        )
+
+    def copy_materials(self, source: KeyRecord, target: KeyRecord) -> None:
+        """Give ``target`` (a new replica) the material rows of ``source``: the same ids,
+        sequence numbers, dates and rotation types, so both keys use the same material."""
+        self._execute(
+            "INSERT INTO key_materials"
+            " (account_id, region, key_id, seq, material_id, created, rotation_type)"
+            " SELECT ?, ?, ?, seq, material_id, created, rotation_type FROM key_materials"
+            " WHERE account_id = ? AND region = ? AND key_id = ?",
+            (
+                target.account_id,
+                target.region,
+                target.key_id,
+                source.account_id,
+                source.region,
+                source.key_id,
+            ),
+        )
+
+    def _after_member_deleted(self, key: KeyRecord) -> None:
+        """After ``key`` (a key of a multi-Region key) is deleted: when no replica is left,
+        a primary in PendingReplicaDeletion moves to PendingDeletion, its window counted
+        from the deletion date of the replica just deleted, as AWS starts it when the last
+        replica is deleted; and a primary with no replicas needs no member row."""
+        members = self.multi_region_members(key.account_id, key.key_id)
+        if any(member.role == "REPLICA" for member in members):
+            return
+        for member in members:
+            primary = self.get_key(key.account_id, member.region, key.key_id)
+            if (
+                primary is not None
+                and primary.state == KeyState.PENDING_REPLICA_DELETION
+                and member.pending_window_days is not None
+            ):
+                # A replica is deleted only when its scheduled date has passed, so it has one;
+                # wall time is a fallback for a deletion outside the lifecycle (none today).
+                start = key.deletion_date if key.deletion_date is not None else time.time()
+                self.update_key(
+                    primary,
+                    state=KeyState.PENDING_DELETION,
+                    deletion_date=start + member.pending_window_days * _SECONDS_PER_DAY,
+                )
+        self._execute(
+            "DELETE FROM multi_region_members WHERE account_id = ? AND key_id = ?",
+            (key.account_id, key.key_id),
+        )
 
     def list_keys(
         self, account_id: str, region: str, after: str | None, limit: int
@@ -392,20 +550,33 @@ class MetadataStore:
     def add_material(
         self, key: KeyRecord, material_id: str, created: float, rotation_type: str | None
     ) -> int:
-        """Append a material version to ``key``; returns its sequence number."""
-        scope = (key.account_id, key.region, key.key_id)
-        seq = self._execute(
-            "SELECT coalesce(max(seq) + 1, 0) FROM key_materials"
-            " WHERE account_id = ? AND region = ? AND key_id = ?",
-            scope,
-        ).fetchone()[0]
-        self._execute(
-            "INSERT INTO key_materials"
-            " (account_id, region, key_id, seq, material_id, created, rotation_type)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (*scope, seq, material_id, created, rotation_type),
-        )
-        return int(seq)
+        """Append a material version to ``key`` and to every other key of its multi-Region
+        key (they share material: a rotation of one is a rotation of all); returns its
+        sequence number in ``key``."""
+        regions = [key.region]
+        if key.multi_region:
+            regions += [
+                member.region
+                for member in self.multi_region_members(key.account_id, key.key_id)
+                if member.region != key.region
+            ]
+        seq = 0
+        for region in regions:
+            scope = (key.account_id, region, key.key_id)
+            next_seq = self._execute(
+                "SELECT coalesce(max(seq) + 1, 0) FROM key_materials"
+                " WHERE account_id = ? AND region = ? AND key_id = ?",
+                scope,
+            ).fetchone()[0]
+            self._execute(
+                "INSERT INTO key_materials"
+                " (account_id, region, key_id, seq, material_id, created, rotation_type)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*scope, next_seq, material_id, created, rotation_type),
+            )
+            if region == key.region:
+                seq = int(next_seq)
+        return seq
 
     def materials(self, key: KeyRecord) -> list[MaterialRecord]:
         rows = self._execute(

@@ -179,6 +179,23 @@ class ListKeyRotations(RequestSchema):
     Marker = marker()
 
 
+REGION_PATTERN = r"^([a-z]+-){2,3}\d+$"
+
+
+class ReplicateKey(RequestSchema):
+    KeyId = key_id()
+    ReplicaRegion = AwsString(min_length=1, max_length=32, pattern=REGION_PATTERN, required=True)
+    Policy = AwsString(min_length=1, max_length=131072, pattern=POLICY_PATTERN)
+    BypassPolicyLockoutSafetyCheck = AwsBoolean()
+    Description = AwsString(min_length=0, max_length=8192)
+    Tags = AwsList(TagSchema)
+
+
+class UpdatePrimaryRegion(RequestSchema):
+    KeyId = key_id()
+    PrimaryRegion = AwsString(min_length=1, max_length=32, pattern=REGION_PATTERN, required=True)
+
+
 class ScheduleKeyDeletion(RequestSchema):
     KeyId = key_id()
     PendingWindowInDays = AwsInteger(minimum=1, maximum=365)
@@ -294,6 +311,8 @@ SCHEMAS: dict[str, type[Schema]] = {
     "DisableKey": KeyIdOnly,
     "ScheduleKeyDeletion": ScheduleKeyDeletion,
     "CancelKeyDeletion": KeyIdOnly,
+    "ReplicateKey": ReplicateKey,
+    "UpdatePrimaryRegion": UpdatePrimaryRegion,
     "Encrypt": Encrypt,
     "Decrypt": Decrypt,
     "ReEncrypt": ReEncrypt,

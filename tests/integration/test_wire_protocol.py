@@ -248,7 +248,7 @@ def test_unknown_operation(caller: Caller, target: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "operation", ["CreateGrant", "ReplicateKey", "UpdatePrimaryRegion", "Encapsulate"]
+    "operation", ["CreateGrant", "GetKeyLastUsage", "Decapsulate", "Encapsulate"]
 )
 def test_known_but_unimplemented_operation(caller: Caller, operation: str) -> None:
     body = assert_kms_error(caller.call(operation, {"KeyId": KEY}), "UnsupportedOperationException")
@@ -257,7 +257,8 @@ def test_known_but_unimplemented_operation(caller: Caller, operation: str) -> No
 
 def test_unimplemented_operation_through_boto3(kms: KmsClient) -> None:
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
-        kms.replicate_key(KeyId=KEY, ReplicaRegion="us-west-2")
+        kms.create_grant(KeyId=KEY, GranteePrincipal="arn:aws:iam::111122223333:root",
+                         Operations=["Decrypt"])  # fmt: skip
 
 
 # --- body cap ------------------------------------------------------------------------------
