@@ -13,7 +13,8 @@ from kms_service.operations import Services
 from kms_service.operations.material import destroy_pending_material
 from kms_service.settings import Settings
 from kms_service.store import MetadataStore, StoreError
-from kms_service.wire.auth import Authenticator, CredentialStore
+from kms_service.wire.auth.authenticator import Authenticator
+from kms_service.wire.auth.credentials import CredentialStore
 from local_secrets.root_key import RootKeyError, load_root_key
 
 

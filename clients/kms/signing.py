@@ -4,6 +4,9 @@ Only header signing is implemented (no presigned URLs, no unsigned payloads): th
 JSON protocol uses. The canonical URI follows botocore for non-S3 services: dot segments and
 empty segments removed, then percent-encoded once more (so an already-encoded path is encoded
 twice, as the SigV4 spec requires for every service but S3).
+
+:func:`canonical_uri` and :func:`signing_key` are also the server's (mock-kms checks signatures
+with them), so the two sides cannot drift apart; this module stays standard-library only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+#: The last element of every credential scope.
+TERMINATOR = "aws4_request"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
@@ -41,7 +46,8 @@ def host_header(url: str) -> str:
 
 
 def canonical_uri(path: str) -> str:
-    """The SigV4 canonical URI for a request path (``/`` when empty)."""
+    """The SigV4 canonical URI for a request path as sent (still percent-encoded), exactly as
+    botocore computes it: ``/`` when empty, dot and empty segments removed, encoded again."""
     if not path:
         return "/"
     segments: list[str] = []
@@ -71,9 +77,10 @@ def _hmac(key: bytes, message: str) -> bytes:
 
 
 def signing_key(secret_access_key: str, date: str, region: str, service: str) -> bytes:
-    """The derived key: HMAC chain over date, region, service and ``aws4_request``."""
+    """The derived key: HMAC chain over date (``YYYYMMDD``), region, service and
+    ``aws4_request``. Never raises for well-formed strings."""
     key = _hmac(f"AWS4{secret_access_key}".encode(), date)
-    for part in (region, service, "aws4_request"):
+    for part in (region, service, TERMINATOR):
         key = _hmac(key, part)
     return key
 
@@ -125,7 +132,7 @@ def sign_request(
             hashlib.sha256(body).hexdigest(),
         ]
     )
-    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    scope = f"{amz_date[:8]}/{region}/{service}/{TERMINATOR}"
     string_to_sign = "\n".join(
         [
             ALGORITHM,

@@ -25,7 +25,7 @@ from kms_service.domain.errors import (
 )
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
-from kms_service.wire.auth import Authenticator, Caller
+from kms_service.wire.auth.authenticator import Authenticator, Caller
 from kms_service.wire.protocol import (
     CONTENT_TYPE,
     encode_error,

@@ -35,11 +35,9 @@ from kms_service.domain.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
-from kms_service.wire.auth import (
-    Authenticator,
-    Caller,
-    Credential,
-    CredentialStore,
+from kms_service.wire.auth.authenticator import Authenticator, Caller
+from kms_service.wire.auth.credentials import Credential, CredentialStore
+from kms_service.wire.auth.sigv4 import (
     EnvironHeaderView,
     _parse_authorization,
     _signed_header_values,
