@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kms_service.operations import aliases, crypto, keys, policy, rotation, tags
+from kms_service.operations import aliases, crypto, grants, keys, policy, rotation, tags
 from kms_service.operations.context import RequestScope, Services
 
 Operation = Callable[[Services, RequestScope, dict[str, Any]], dict[str, Any] | None]
@@ -45,6 +45,11 @@ OPERATIONS: dict[str, Operation] = {
     "GetKeyPolicy": policy.get_key_policy,
     "PutKeyPolicy": policy.put_key_policy,
     "ListKeyPolicies": policy.list_key_policies,
+    "CreateGrant": grants.create_grant,
+    "ListGrants": grants.list_grants,
+    "ListRetirableGrants": grants.list_retirable_grants,
+    "RetireGrant": grants.retire_grant,
+    "RevokeGrant": grants.revoke_grant,
 }
 
 #: Operations of the AWS KMS API that mock-kms knows but does not implement (yet): answered
@@ -54,7 +59,6 @@ KNOWN_UNIMPLEMENTED = frozenset(
     {
         "ConnectCustomKeyStore",
         "CreateCustomKeyStore",
-        "CreateGrant",
         "DeleteCustomKeyStore",
         "DeleteImportedKeyMaterial",
         "DeriveSharedSecret",
@@ -67,11 +71,7 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "GetParametersForImport",
         "GetPublicKey",
         "ImportKeyMaterial",
-        "ListGrants",
-        "ListRetirableGrants",
         "ReplicateKey",
-        "RetireGrant",
-        "RevokeGrant",
         "Sign",
         "UpdateCustomKeyStore",
         "UpdatePrimaryRegion",

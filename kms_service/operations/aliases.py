@@ -15,6 +15,7 @@ from kms_service.domain.errors import (
     ValidationException,
 )
 from kms_service.domain.key_states import KeyState
+from kms_service.operations.authorization import authorize_key
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.keys import purge_due_deletions
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
@@ -101,6 +102,10 @@ def delete_alias(services: Services, scope: RequestScope, request: Request) -> N
         alias = services.store.get_alias(scope.account_id, scope.region, name)
         if alias is None:
             raise NotFoundException(f"Alias {scope.alias_arn(name)} is not found.")
+        # kms:DeleteAlias is needed on the key too (docs/access-control.md).
+        target = services.store.get_key(scope.account_id, scope.region, alias.target_key_id)
+        if target is not None:
+            authorize_key(services, scope, target, requested=name)
         services.store.delete_alias(alias)
 
 

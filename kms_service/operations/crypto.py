@@ -17,6 +17,7 @@ from backends.base import (
     DecryptionFailedError,
     MaterialNotFoundError,
 )
+from kms_service.access.actions import REENCRYPT_FROM, REENCRYPT_TO
 from kms_service.domain.ciphertext import (
     MalformedCiphertextError,
     associated_data,
@@ -47,11 +48,17 @@ _DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is s
 
 
 def usable_key(
-    services: Services, scope: RequestScope, key_id: str, operation: str, algorithm: str | None
+    services: Services,
+    scope: RequestScope,
+    key_id: str,
+    operation: str,
+    algorithm: str | None,
+    action: str | None = None,
 ) -> KeyRecord:
     """Resolve a key for a cryptographic operation and apply AWS's checks in AWS's order:
-    not found, key state, key usage, algorithm."""
-    key = resolve_key(services, scope, key_id, allow_alias=True)
+    not found, authorisation (``action``, default the operation's), key state, key usage,
+    algorithm."""
+    key = resolve_key(services, scope, key_id, allow_alias=True, action=action)
     require_usable(key, operation, algorithm)
     return key
 
@@ -104,8 +111,10 @@ def unseal(
         parsed = decode_blob(blob)
     except MalformedCiphertextError:
         raise InvalidCiphertextException() from None
+    # ReEncrypt's source key is authorised with kms:ReEncryptFrom (docs/access-control.md).
+    action = REENCRYPT_FROM if operation == "ReEncrypt" else None
     if requested_key_id is not None:
-        requested = resolve_key(services, scope, requested_key_id, allow_alias=True)
+        requested = resolve_key(services, scope, requested_key_id, allow_alias=True, action=action)
         if requested.key_id != parsed.key_id:
             raise IncorrectKeyException(
                 "The key ID in the request does not identify a CMK that can perform this operation."
@@ -117,7 +126,7 @@ def unseal(
         if not KEY_ID_PATTERN.match(parsed.key_id):
             raise InvalidCiphertextException()
         try:
-            key = resolve_key(services, scope, parsed.key_id)
+            key = resolve_key(services, scope, parsed.key_id, action=action)
         except NotFoundException:
             # The blob names a key this account and region do not have: a bad blob.
             raise InvalidCiphertextException() from None
@@ -201,6 +210,7 @@ def re_encrypt(services: Services, scope: RequestScope, request: Request) -> Res
         request["DestinationKeyId"],
         "ReEncrypt",
         request.get("DestinationEncryptionAlgorithm"),
+        action=REENCRYPT_TO,
     )
     if blob is None:
         raise ValidationException(

@@ -1,5 +1,6 @@
 """Key metadata persistence (SQLite)."""
 
+from kms_service.store.grants import GrantRecord
 from kms_service.store.sqlite import (
     AliasRecord,
     KeyRecord,
@@ -8,4 +9,11 @@ from kms_service.store.sqlite import (
     StoreError,
 )
 
-__all__ = ["AliasRecord", "KeyRecord", "MaterialRecord", "MetadataStore", "StoreError"]
+__all__ = [
+    "AliasRecord",
+    "GrantRecord",
+    "KeyRecord",
+    "MaterialRecord",
+    "MetadataStore",
+    "StoreError",
+]

@@ -20,11 +20,13 @@ from typing import Any
 
 from kms_service.domain.key_states import KeyState
 from kms_service.store.generation import WriteGeneration
+from kms_service.store.grants import GrantTables
 
 DATABASE_FILE = "mock-kms.sqlite3"
 #: 2 added ``service_settings`` (the movable clock, fault injection). schema.sql only uses
 #: ``CREATE ... IF NOT EXISTS``, so running it migrates any older database in place.
-SCHEMA_VERSION = 2
+#: 3 added ``grants`` (access control).
+SCHEMA_VERSION = 3
 #: Rows one thread may keep between database changes (see ``MetadataStore._read_cache``).
 _READ_CACHE_LIMIT = 4096
 #: Beside the database: the write counters every process checks its cached rows against.
@@ -109,7 +111,7 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
     return KeyRecord(**values, current_material_id=row[len(_KEY_COLUMNS)])
 
 
-class MetadataStore:
+class MetadataStore(GrantTables):
     """Keys, key-material versions, aliases and tags, scoped by account and region."""
 
     def __init__(self, data_dir: Path) -> None:

@@ -221,6 +221,64 @@ class GenerateDataKey(GenerateDataKeyWithoutPlaintext):
     Recipient = AwsStruct(RecipientSchema)
 
 
+GRANT_OPERATIONS = [
+    "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
+    "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
+    "DeriveSharedSecret",
+]  # fmt: skip
+GRANT_PRINCIPAL_PATTERN = r"^[\w+=,.@:/-]+$"
+
+
+def grant_principal(required: bool = False) -> AwsString:
+    return AwsString(
+        min_length=1, max_length=256, pattern=GRANT_PRINCIPAL_PATTERN, required=required
+    )
+
+
+class GrantConstraints(RequestSchema):
+    EncryptionContextSubset = AwsStringMap()
+    EncryptionContextEquals = AwsStringMap()
+
+
+class CreateGrant(RequestSchema):
+    KeyId = key_id()
+    GranteePrincipal = grant_principal(required=True)
+    RetiringPrincipal = grant_principal()
+    Operations = AwsList(AwsString(enum=GRANT_OPERATIONS), required=True)
+    Constraints = AwsStruct(GrantConstraints)
+    GrantTokens = grant_tokens()
+    Name = AwsString(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9:/_-]+$")
+    DryRun = AwsBoolean()
+
+
+class ListGrants(RequestSchema):
+    KeyId = key_id()
+    Limit = limit()
+    Marker = marker()
+    GrantId = AwsString(min_length=1, max_length=128)
+    GranteePrincipal = grant_principal()
+
+
+class ListRetirableGrants(RequestSchema):
+    RetiringPrincipal = grant_principal(required=True)
+    Limit = limit()
+    Marker = marker()
+
+
+class RetireGrant(RequestSchema):
+    GrantToken = AwsString(min_length=1, max_length=8192)
+    KeyId = key_id(required=False)
+    GrantId = AwsString(min_length=1, max_length=128)
+    DryRun = AwsBoolean()
+
+
+class RevokeGrant(RequestSchema):
+    KeyId = key_id()
+    GrantId = AwsString(min_length=1, max_length=128, required=True)
+    DryRun = AwsBoolean()
+
+
 SCHEMAS: dict[str, type[Schema]] = {
     "CreateKey": CreateKey,
     "DescribeKey": DescribeKey,
@@ -251,4 +309,9 @@ SCHEMAS: dict[str, type[Schema]] = {
     "GetKeyPolicy": GetKeyPolicy,
     "PutKeyPolicy": PutKeyPolicy,
     "ListKeyPolicies": ListKeyPolicies,
+    "CreateGrant": CreateGrant,
+    "ListGrants": ListGrants,
+    "ListRetirableGrants": ListRetirableGrants,
+    "RetireGrant": RetireGrant,
+    "RevokeGrant": RevokeGrant,
 }

@@ -217,6 +217,6 @@ def test_version_1_database_is_migrated(tmp_path: Path) -> None:
     assert store.service_settings() == {"x": "1"}
     store.close()
     connection = sqlite3.connect(path)
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert connection.execute("SELECT key_id FROM keys").fetchall() == [("k",)]
     connection.close()

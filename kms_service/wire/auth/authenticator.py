@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from kms_service.access import Identity, make_identity
 from kms_service.domain.errors import ConfigurationError
 from kms_service.wire.auth import sigv4
 from kms_service.wire.auth.credentials import CredentialStore, is_account_id
@@ -29,12 +30,13 @@ _OPEN_CALLER_CACHE_LIMIT = 1024
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated caller of one request."""
+    """The authenticated caller of one request, and the identity authorisation sees."""
 
     access_key_id: str | None
     account_id: str
     region: str
     principal_arn: str
+    identity: Identity
 
 
 class Authenticator:
@@ -111,6 +113,7 @@ class Authenticator:
                 account_id=credential.account_id,
                 region=region,
                 principal_arn=credential.principal_arn,
+                identity=credential.identity(),
             )
         return caller
 
@@ -136,14 +139,32 @@ class Authenticator:
             access_key_id = parts[0] or None
             if len(parts) == 5 and is_region(parts[2]):
                 region = parts[2]
+        # Open mode verifies nothing, but an access key id from the credentials file (when
+        # one is given) takes that profile's identity, so tests can act as several
+        # principals without signing.
+        credential = (
+            self._credentials.lookup(access_key_id)
+            if self._credentials is not None and access_key_id is not None
+            else None
+        )
+        if credential is not None:
+            return Caller(
+                access_key_id=access_key_id,
+                account_id=credential.account_id,
+                region=region,
+                principal_arn=credential.principal_arn,
+                identity=credential.identity(),
+            )
         account_id = self._default_account_id
         # As in LocalStack: a 12-digit access key id names the account, so one service can
-        # host several accounts without any configuration.
+        # host several accounts without any configuration. Anyone else is that account's root.
         if access_key_id is not None and is_account_id(access_key_id):
             account_id = access_key_id
+        root = f"arn:aws:iam::{account_id}:root"
         return Caller(
             access_key_id=access_key_id,
             account_id=account_id,
             region=region,
-            principal_arn=f"arn:aws:iam::{account_id}:root",
+            principal_arn=root,
+            identity=make_identity(root),
         )
