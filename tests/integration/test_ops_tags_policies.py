@@ -240,19 +240,20 @@ def _policy_of_size(size: int, account: str) -> str:
 
 def test_policy_size_limit(kms: KmsClient, key_id: str) -> None:
     """32 KB is the document limit (LimitExceededException), below the model's 131072."""
-    at_limit = _policy_of_size(32768, account_of(kms))
+    account = account_of(kms)
+    at_limit = _policy_of_size(32768, account)
     kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=at_limit)
     assert kms.get_key_policy(KeyId=key_id)["Policy"] == at_limit
     with expect_error("LimitExceededException"):
         kms.put_key_policy(
-            KeyId=key_id, PolicyName="default", Policy=_policy_of_size(32769, account_of(kms))
+            KeyId=key_id, PolicyName="default", Policy=_policy_of_size(32769, account)
         )
     with expect_error("LimitExceededException"):
-        kms.create_key(Policy=_policy_of_size(40000, account_of(kms)))
+        kms.create_key(Policy=_policy_of_size(40000, account))
     assert kms.get_key_policy(KeyId=key_id)["Policy"] == at_limit
     with expect_error("ValidationException") as info:
         kms.put_key_policy(
-            KeyId=key_id, PolicyName="default", Policy=_policy_of_size(131073, account_of(kms))
+            KeyId=key_id, PolicyName="default", Policy=_policy_of_size(131073, account)
         )
     assert (
         "Member must have length less than or equal to 131072"
