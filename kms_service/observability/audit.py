@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from kms_service.access.principals import principal_kind
+
 log = logging.getLogger("mock_kms.audit")
 
 FLUSH_SECONDS = 0.2
@@ -143,7 +145,7 @@ def build_event(
     if scope is not None:
         principal = str(scope.principal_arn)
         identity: dict[str, Any] = {
-            "type": "Root" if principal.endswith(":root") else "IAMUser",
+            "type": principal_kind(principal).value,
             "principalId": scope.account_id,
             "arn": principal,
             "accountId": scope.account_id,
