@@ -22,8 +22,9 @@ and the request-context keys the policies read, so they are cached by exactly th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from kms_service.access.conditions import ContextValue, RequestContext
 from kms_service.access.policy import Policy
@@ -43,21 +44,21 @@ class Reason(Enum):
 
 
 _ALLOWING = frozenset({Reason.KEY_POLICY, Reason.IAM_POLICY, Reason.GRANT})
+_DENYING = frozenset({Reason.DENY_RESOURCE_POLICY, Reason.DENY_IDENTITY_POLICY})
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome of one authorisation, with its reason."""
+    """The outcome of one authorisation, with its reason. ``allowed`` and ``explicit_deny``
+    are worked out once, at construction: they are read on every request."""
 
     reason: Reason
+    allowed: bool = field(init=False)
+    explicit_deny: bool = field(init=False)
 
-    @property
-    def allowed(self) -> bool:
-        return self.reason in _ALLOWING
-
-    @property
-    def explicit_deny(self) -> bool:
-        return self.reason in (Reason.DENY_RESOURCE_POLICY, Reason.DENY_IDENTITY_POLICY)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed", self.reason in _ALLOWING)
+        object.__setattr__(self, "explicit_deny", self.reason in _DENYING)
 
     def message(self, principal_arn: str, action: str, resource: str) -> str:
         """AWS's AccessDeniedException message for a refusal."""
@@ -73,8 +74,7 @@ class Decision:
         return f"{head} because no identity-based policy allows the {action} action"
 
 
-@dataclass(frozen=True)
-class KeyResource:
+class KeyResource(NamedTuple):
     """The KMS key a request is on: its ARN, its account and its parsed key policy."""
 
     arn: str

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from kms_service.access.actions import KEY_OPERATIONS, action_for
 from kms_service.access.evaluate import Decision
 from kms_service.access.principals import Identity
 
 
-@dataclass(frozen=True)
-class Authorization:
+class Authorization(NamedTuple):
     """One decision taken for a request, for the audit log."""
 
     action: str
@@ -41,14 +40,20 @@ class AccessScope:
     via_service: str | None = None
     decisions: list[Authorization] = field(default_factory=list)
     grant_tokens_checked: bool = False
+    #: Whether a decision on a key (not ``*``, not an alias) was taken.
+    key_authorized: bool = False
 
     @property
     def default_action(self) -> str | None:
         """The action a key found for this request is authorised with; None for operations
         not on a key (authorised by IAM alone, once, before the operation runs)."""
-        if self.operation not in KEY_OPERATIONS:
-            return None
-        return action_for(self.operation)
+        return _DEFAULT_ACTIONS.get(self.operation)
 
-    def record(self, action: str, resource: str, decision: Decision) -> None:
+    def record(self, action: str, resource: str, decision: Decision, *, on_key: bool) -> None:
+        """Remember a decision; ``on_key`` for decisions on a KMS key."""
         self.decisions.append(Authorization(action, resource, decision))
+        if on_key:
+            self.key_authorized = True
+
+
+_DEFAULT_ACTIONS = {operation: action_for(operation) for operation in KEY_OPERATIONS}

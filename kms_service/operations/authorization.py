@@ -15,7 +15,7 @@ was taken, so that an operation that found its key some other way fails closed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,6 @@ from kms_service.access import (
     DecisionCache,
     Identity,
     KeyResource,
-    MappingContext,
     PolicySyntaxError,
     authorize,
     parse_policy,
@@ -115,6 +114,139 @@ def _request_tags(params: Mapping[str, Any]) -> dict[str, str]:
     return {tag["TagKey"]: tag["TagValue"] for tag in params.get("Tags") or []}
 
 
+class KeyRequestContext:
+    """The request context of one authorisation: each condition key computed on first use
+    only (most policies read none, the default policy included), then remembered."""
+
+    __slots__ = ("_memo", "access", "action", "key", "requested", "scope", "services")
+
+    def __init__(
+        self,
+        services: Services,
+        scope: RequestScope,
+        access: AccessScope,
+        action: str,
+        key: KeyRecord | None,
+        requested: str | None,
+    ) -> None:
+        self.services = services
+        self.scope = scope
+        self.access = access
+        self.action = action
+        self.key = key
+        self.requested = requested
+        self._memo: dict[str, ContextValue | None] = {}
+
+    def get(self, name: str) -> ContextValue | None:
+        try:
+            return self._memo[name]
+        except KeyError:
+            pass
+        simple = _SIMPLE_KEYS.get(name)
+        value = simple(self) if simple is not None else self._prefixed(name)
+        self._memo[name] = value
+        return value
+
+    def encryption_context(self) -> Mapping[str, str] | None:
+        return _encryption_context(self.access, self.action)
+
+    def _prefixed(self, name: str) -> ContextValue | None:
+        if name.startswith("kms:encryptioncontext:"):
+            return _lookup(self.encryption_context(), name[len("kms:encryptioncontext:") :])
+        if name.startswith("aws:requesttag/"):
+            return _lookup(_request_tags(self.access.params), name[len("aws:requesttag/") :])
+        if name.startswith("aws:resourcetag/") and self.key is not None:
+            tags = dict(self.services.store.tags(self.key))
+            return _lookup(tags, name[len("aws:resourcetag/") :])
+        member = _REQUEST_MEMBERS.get(name)
+        if member is not None:
+            return _as_text(self.access.params.get(member))
+        return None
+
+
+def _lookup(pairs: Mapping[str, str] | None, lowered: str) -> str | None:
+    """A value by case-insensitive key (condition key names are case-insensitive)."""
+    for name, value in (pairs or {}).items():
+        if name.lower() == lowered:
+            return value
+    return None
+
+
+def _current_time(c: KeyRequestContext) -> str:
+    moment = datetime.fromtimestamp(c.services.clock.now(), UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encryption_algorithm(c: KeyRequestContext) -> ContextValue | None:
+    member = {
+        "kms:ReEncryptFrom": "SourceEncryptionAlgorithm",
+        REENCRYPT_TO: "DestinationEncryptionAlgorithm",
+    }.get(c.action, "EncryptionAlgorithm")
+    algorithm = c.access.params.get(member)
+    if algorithm is None and c.access.operation in _SYMMETRIC_ALGORITHM_OPERATIONS:
+        return "SYMMETRIC_DEFAULT"
+    return _as_text(algorithm)
+
+
+def _context_keys(c: KeyRequestContext) -> ContextValue | None:
+    context = c.encryption_context()
+    return tuple(context) if context is not None else None
+
+
+def _request_alias(c: KeyRequestContext) -> str | None:
+    if c.requested is not None and "alias/" in c.requested:
+        return "alias/" + c.requested.split("alias/", 1)[1]
+    return None
+
+
+def _tag_keys(c: KeyRequestContext) -> ContextValue | None:
+    params = c.access.params
+    if "TagKeys" in params:
+        return _as_text(params["TagKeys"])
+    return tuple(_request_tags(params)) if "Tags" in params else None
+
+
+def _resource_aliases(c: KeyRequestContext) -> ContextValue | None:
+    key = c.key
+    if key is None:
+        return None
+    aliases = c.services.store.list_aliases(key.account_id, key.region, key.key_id, None, 1000)
+    return tuple(alias.alias_name for alias in aliases)
+
+
+def _constraint_type(c: KeyRequestContext) -> ContextValue | None:
+    constraints = c.access.params.get("Constraints") or {}
+    return _as_text(next(iter(constraints), None))
+
+
+_SIMPLE_KEYS: dict[str, Callable[[KeyRequestContext], ContextValue | None]] = {
+    "kms:calleraccount": lambda c: c.access.identity.account_id,
+    "aws:principalaccount": lambda c: c.access.identity.account_id,
+    "aws:principalarn": lambda c: c.access.identity.principal_arn,
+    "aws:principaltype": lambda c: _PRINCIPAL_TYPES[c.access.identity.kind],
+    "aws:username": lambda c: c.access.identity.username,
+    "aws:sourceip": lambda c: c.access.source_ip,
+    "aws:securetransport": lambda c: "true" if c.access.secure_transport else "false",
+    "aws:currenttime": _current_time,
+    "aws:epochtime": lambda c: str(int(c.services.clock.now())),
+    "aws:requestedregion": lambda c: c.scope.region,
+    "kms:viaservice": lambda c: c.access.via_service,
+    "aws:viaawsservice": lambda c: "true" if c.access.via_service else "false",
+    "kms:encryptioncontextkeys": _context_keys,
+    "kms:encryptionalgorithm": _encryption_algorithm,
+    "kms:grantoperations": lambda c: _as_text(c.access.params.get("Operations")),
+    "kms:grantisforawsresource": lambda c: "false" if c.access.operation == "CreateGrant" else None,
+    "kms:grantconstrainttype": _constraint_type,
+    "kms:requestalias": _request_alias,
+    "aws:tagkeys": _tag_keys,
+    "kms:keyspec": lambda c: c.key.key_spec if c.key is not None else None,
+    "kms:keyusage": lambda c: c.key.key_usage if c.key is not None else None,
+    "kms:keyorigin": lambda c: c.key.origin if c.key is not None else None,
+    "kms:keymanager": lambda c: c.key.key_manager if c.key is not None else None,
+    "kms:resourcealiases": _resource_aliases,
+}
+
+
 def request_context(
     services: Services,
     scope: RequestScope,
@@ -122,100 +254,9 @@ def request_context(
     action: str,
     key: KeyRecord | None,
     requested: str | None,
-) -> MappingContext:
-    """The request context of one authorisation; each key computed on first use only."""
-    identity = access.identity
-    params = access.params
-
-    def resolve(name: str) -> ContextValue | None:
-        if name == "kms:calleraccount" or name == "aws:principalaccount":
-            return identity.account_id
-        if name == "aws:principalarn":
-            return identity.principal_arn
-        if name == "aws:principaltype":
-            return _PRINCIPAL_TYPES[identity.kind]
-        if name == "aws:username":
-            return identity.username
-        if name == "aws:sourceip":
-            return access.source_ip
-        if name == "aws:securetransport":
-            return "true" if access.secure_transport else "false"
-        if name == "aws:currenttime":
-            moment = datetime.fromtimestamp(services.clock.now(), UTC)
-            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if name == "aws:epochtime":
-            return str(int(services.clock.now()))
-        if name == "aws:requestedregion":
-            return scope.region
-        if name == "kms:viaservice":
-            return access.via_service
-        if name == "aws:viaawsservice":
-            return "true" if access.via_service else "false"
-        if name == "kms:encryptioncontextkeys":
-            context = _encryption_context(access, action)
-            return tuple(context) if context is not None else None
-        if name.startswith("kms:encryptioncontext:"):
-            wanted = name[len("kms:encryptioncontext:") :]
-            for context_key, value in (_encryption_context(access, action) or {}).items():
-                if context_key.lower() == wanted:
-                    return value
-            return None
-        if name == "kms:encryptionalgorithm":
-            member = {
-                "kms:ReEncryptFrom": "SourceEncryptionAlgorithm",
-                REENCRYPT_TO: "DestinationEncryptionAlgorithm",
-            }.get(action, "EncryptionAlgorithm")
-            algorithm = params.get(member)
-            if algorithm is None and access.operation in _SYMMETRIC_ALGORITHM_OPERATIONS:
-                return "SYMMETRIC_DEFAULT"
-            return _as_text(algorithm)
-        if name == "kms:grantoperations":
-            return _as_text(params.get("Operations"))
-        if name == "kms:grantisforawsresource":
-            return "false" if access.operation == "CreateGrant" else None
-        if name == "kms:grantconstrainttype":
-            constraints = params.get("Constraints") or {}
-            return _as_text(next(iter(constraints), None))
-        if name == "kms:requestalias":
-            if requested is not None and "alias/" in requested:
-                return "alias/" + requested.split("alias/", 1)[1]
-            return None
-        if name in _REQUEST_MEMBERS:
-            return _as_text(params.get(_REQUEST_MEMBERS[name]))
-        if name == "aws:tagkeys":
-            if "TagKeys" in params:
-                return _as_text(params["TagKeys"])
-            return tuple(_request_tags(params)) if "Tags" in params else None
-        if name.startswith("aws:requesttag/"):
-            wanted = name[len("aws:requesttag/") :]
-            for tag_key, value in _request_tags(params).items():
-                if tag_key.lower() == wanted:
-                    return value
-            return None
-        if key is None:
-            return None
-        if name == "kms:keyspec":
-            return key.key_spec
-        if name == "kms:keyusage":
-            return key.key_usage
-        if name == "kms:keyorigin":
-            return key.origin
-        if name == "kms:keymanager":
-            return key.key_manager
-        if name == "kms:resourcealiases":
-            aliases = services.store.list_aliases(
-                key.account_id, key.region, key.key_id, None, 1000
-            )
-            return tuple(alias.alias_name for alias in aliases)
-        if name.startswith("aws:resourcetag/"):
-            wanted = name[len("aws:resourcetag/") :]
-            for tag_key, value in services.store.tags(key):
-                if tag_key.lower() == wanted:
-                    return value
-            return None
-        return None
-
-    return MappingContext(resolver=resolve)
+) -> KeyRequestContext:
+    """The request context of one authorisation (see :class:`KeyRequestContext`)."""
+    return KeyRequestContext(services, scope, access, action, key, requested)
 
 
 def _grant_allows(
@@ -281,7 +322,7 @@ def authorize_key(
         grant_allows=lambda: _grant_allows(services, key, identity, action, access),
         cache=DECISIONS,
     )
-    access.record(action, key.arn, decision)
+    access.record(action, key.arn, decision, on_key=True)
     if not decision.allowed:
         raise _deny(
             access, action, key.arn, decision.message(identity.principal_arn, action, key.arn)
@@ -305,7 +346,7 @@ def authorize_request(services: Services, scope: RequestScope) -> None:
     action = f"kms:{operation}"
     context = request_context(services, scope, access, action, None, None)
     decision = authorize(access.identity, action, None, context, cache=DECISIONS, resource=resource)
-    access.record(action, resource, decision)
+    access.record(action, resource, decision, on_key=False)
     if not decision.allowed:
         raise _deny(
             access,
@@ -318,8 +359,7 @@ def authorize_request(services: Services, scope: RequestScope) -> None:
 def require_authorized(scope: RequestScope) -> None:
     """Fail closed when an operation on a key succeeded without any key decision."""
     access = scope.access
-    if access is None or access.operation not in KEY_OPERATIONS:
+    if access is None or access.key_authorized or access.operation not in KEY_OPERATIONS:
         return
-    if not any(d.resource != "*" and ":alias/" not in d.resource for d in access.decisions):
-        log.error("operation %s completed without authorising its key", access.operation)
-        raise KMSInternalException("The request could not be authorised.")
+    log.error("operation %s completed without authorising its key", access.operation)
+    raise KMSInternalException("The request could not be authorised.")

@@ -300,6 +300,7 @@ def retire_grant(services: Services, scope: RequestScope, request: Request) -> N
             "kms:RetireGrant",
             key.arn,
             Decision(Reason.GRANT if allowed else Reason.NO_IDENTITY_POLICY),
+            on_key=True,
         )
     if not allowed:
         principal = scope.access.identity.principal_arn if scope.access else scope.principal_arn
