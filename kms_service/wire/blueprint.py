@@ -27,7 +27,7 @@ from kms_service.domain.errors import (
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
 from kms_service.operations.authorization import authorize_request, require_authorized
-from kms_service.wire.auth.authenticator import Authenticator, Caller
+from kms_service.wire.auth.authenticator import TRUSTED_LOOPBACK, Authenticator, Caller
 from kms_service.wire.protocol import (
     CONTENT_TYPE,
     encode_error,
@@ -101,9 +101,14 @@ def dispatch(path: str) -> Response:
         authenticator: Authenticator = extensions["mock_kms.authenticator"]
         # Signatures are checked against real time (the default): the movable clock (dev
         # endpoints) moves key lifecycles, not the clients' signing clocks.
-        caller = authenticator.authenticate(
-            req.method, _raw_path(req), req.query_string.decode("latin-1"), req.headers, raw
-        )
+        via_service: str | None = None
+        if environ.get(TRUSTED_LOOPBACK):
+            # S3 calling on a caller's behalf (SSE-KMS): it verified the caller itself.
+            caller, via_service = authenticator.forwarded_caller(req.headers)
+        else:
+            caller = authenticator.authenticate(
+                req.method, _raw_path(req), req.query_string.decode("latin-1"), req.headers, raw
+            )
         operation = OPERATIONS.get(name)
         if operation is None:
             if name in KNOWN_UNIMPLEMENTED:
@@ -116,6 +121,7 @@ def dispatch(path: str) -> Response:
             params=params,
             source_ip=environ.get("REMOTE_ADDR"),
             secure_transport=environ.get("wsgi.url_scheme") == "https",
+            via_service=via_service,
         )
         scope = RequestScope(caller.account_id, caller.region, caller.principal_arn, access)
         before_operation = extensions.get("mock_kms.before_operation")

@@ -23,6 +23,12 @@ from kms_service.wire.auth.credentials import CredentialStore, is_account_id
 from kms_service.wire.auth.sigv4 import HeaderSource, is_region
 
 AUTH_MODES = ("open", "sigv4")
+#: WSGI environ key set (never from a header: those are all ``HTTP_*``) by the in-process
+#: loopback listener through which mock-kms's S3 calls its KMS on a caller's behalf.
+TRUSTED_LOOPBACK = "mock_kms.trusted_loopback"
+#: User-Agent token by which S3 names itself on those calls: ``kms:ViaService``.
+VIA_SERVICE_AGENT = "mock-kms-via-service/"
+_VIA_SERVICE = re.compile(re.escape(VIA_SERVICE_AGENT) + r"([a-z0-9.-]+)")
 
 _OPEN_CREDENTIAL = re.compile(r"Credential=([^,\s]*)")
 _OPEN_CALLER_CACHE_LIMIT = 1024
@@ -116,6 +122,14 @@ class Authenticator:
                 identity=credential.identity(),
             )
         return caller
+
+    def forwarded_caller(self, headers: HeaderSource) -> tuple[Caller, str | None]:
+        """The caller an AWS service (mock-kms's S3, over the trusted loopback) acts for, and
+        that service (``kms:ViaService``). The service has verified the caller already: the
+        access key id and region are read as in ``open`` mode, never checked again."""
+        agent = headers.get("User-Agent") or ""
+        match = _VIA_SERVICE.search(agent)
+        return self._open_caller(headers), (match.group(1) if match else None)
 
     def _open_caller(self, headers: HeaderSource) -> Caller:
         """Read (never check) the access key and region from ``Authorization``."""
