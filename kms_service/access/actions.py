@@ -105,6 +105,8 @@ GRANT_OPERATIONS: frozenset[str] = frozenset(
         "GenerateMac",
         "VerifyMac",
         "DeriveSharedSecret",
+        "Encapsulate",
+        "Decapsulate",
     }
 )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from kms_service.access import Identity, MappingContext
 from kms_service.access.actions import CONTEXT_OPERATIONS
-from kms_service.access.evaluate import evaluate_identity_only
+from kms_service.access.evaluate import Decision, Reason, evaluate_identity_only
 from kms_service.access.principals import is_valid_aws_principal, is_valid_service_principal
 from kms_service.domain.errors import (
     AccessDeniedException,
@@ -45,13 +45,17 @@ _GRANT_ID_LENGTH = 64
 
 # --- deciding ---------------------------------------------------------------------------------
 def constraints_met(
-    constraints: Mapping[str, Mapping[str, str]] | None, context: Mapping[str, str] | None
+    constraints: Mapping[str, Any] | None, context: Mapping[str, str] | None
 ) -> bool:
     """Whether an encryption context meets a grant's constraints (case-sensitive, as AWS
     compares them): ``EncryptionContextEquals`` exactly, ``EncryptionContextSubset`` as a
     subset of the request's pairs."""
     if not constraints:
         return True
+    if "SourceArn" in constraints:
+        # Only requests an AWS service makes on behalf of that resource carry aws:SourceArn;
+        # mock-kms's S3 sends none, so such a grant allows nothing here.
+        return False
     actual = dict(context or {})
     equals = constraints.get("EncryptionContextEquals")
     if equals is not None and dict(equals) != actual:
@@ -103,12 +107,31 @@ def _check_principal(value: str, member: str) -> None:
         raise ValidationException(f"Invalid {member}: {value}")
 
 
-def _check_constraints(request: Request) -> dict[str, dict[str, str]] | None:
+def _one_principal(request: Request, role: str, *, required: bool) -> str | None:
+    """``<role>Principal`` or ``<role>ServicePrincipal`` (not both), checked; raises
+    :class:`ValidationException`."""
+    principal = request.get(f"{role}Principal")
+    service = request.get(f"{role}ServicePrincipal")
+    if principal is not None and service is not None:
+        raise ValidationException(
+            f"Specify either {role}Principal or {role}ServicePrincipal, not both."
+        )
+    if principal is None and service is None:
+        if required:
+            raise ValidationException(f"Specify either {role}Principal or {role}ServicePrincipal.")
+        return None
+    if principal is not None:
+        _check_principal(principal, f"{role}Principal")
+        return str(principal)
+    return str(service)
+
+
+def _check_constraints(request: Request) -> dict[str, Any] | None:
     constraints = request.get("Constraints")
     if not constraints:
         return None
-    present = {k: dict(v) for k, v in constraints.items() if v is not None}
-    if len(present) > 1:
+    present: dict[str, Any] = {k: v for k, v in constraints.items() if v is not None}
+    if "EncryptionContextSubset" in present and "EncryptionContextEquals" in present:
         raise ValidationException(
             "Grant constraints can include EncryptionContextEquals or "
             "EncryptionContextSubset, not both."
@@ -122,14 +145,58 @@ def _check_constraints(request: Request) -> dict[str, dict[str, str]] | None:
     return present or None
 
 
-def _same_grant(
-    grant: GrantRecord, request: Request, constraints: dict[str, dict[str, str]] | None
-) -> bool:
+def _same_grant(grant: GrantRecord, request: Request, constraints: dict[str, Any] | None) -> bool:
     return (
         grant.grantee_principal == request["GranteePrincipal"]
         and grant.retiring_principal == request.get("RetiringPrincipal")
         and sorted(grant.operations) == sorted(set(request["Operations"]))
         and grant.constraints == constraints
+    )
+
+
+def _narrower(parent: Mapping[str, Any] | None, child: Mapping[str, Any] | None) -> bool:
+    """Whether ``child`` constraints are at least as strict as ``parent``'s."""
+    if not parent:
+        return True
+    if not child:
+        return False
+    child_pairs = dict(
+        child.get("EncryptionContextEquals") or child.get("EncryptionContextSubset") or {}
+    )
+    equals = parent.get("EncryptionContextEquals")
+    if equals is not None:
+        return child.get("EncryptionContextEquals") == dict(equals)
+    subset = parent.get("EncryptionContextSubset") or {}
+    return all(child_pairs.get(k) == v for k, v in subset.items())
+
+
+def _check_derived_grant(
+    services: Services,
+    scope: RequestScope,
+    key: KeyRecord,
+    request: Request,
+    constraints: dict[str, Any] | None,
+) -> None:
+    """A caller allowed CreateGrant only by a grant may create grants with no more operations
+    and constraints at least as strict as that grant's (grants page, "CreateGrant")."""
+    access = scope.access
+    if access is None or not access.decisions:
+        return
+    if access.decisions[-1].decision.reason is not Reason.GRANT:
+        return
+    identity = access.identity
+    wanted = set(request["Operations"])
+    for grant in services.store.grants_for_grantee(
+        key.account_id, key.region, key.key_id, [*identity.match_arns, identity.root_arn]
+    ):
+        if "CreateGrant" not in grant.operations:
+            continue
+        if wanted <= set(grant.operations) and _narrower(grant.constraints, constraints):
+            return
+    raise AccessDeniedException(
+        f"User: {identity.principal_arn} is not authorized to perform: kms:CreateGrant on "
+        f"resource: {key.arn} because the grant that allows it does not allow these "
+        "operations or constraints"
     )
 
 
@@ -140,11 +207,14 @@ def create_grant(services: Services, scope: RequestScope, request: Request) -> R
             "1 validation error detected: Value '[]' at 'operations' failed to satisfy "
             "constraint: Member must have length greater than or equal to 1"
         )
-    _check_principal(request["GranteePrincipal"], "GranteePrincipal")
-    if request.get("RetiringPrincipal") is not None:
-        _check_principal(request["RetiringPrincipal"], "RetiringPrincipal")
+    request = {
+        **request,
+        "GranteePrincipal": _one_principal(request, "Grantee", required=True),
+        "RetiringPrincipal": _one_principal(request, "Retiring", required=False),
+    }
     constraints = _check_constraints(request)
     key = resolve_key(services, scope, request["KeyId"], cross_account=True)
+    _check_derived_grant(services, scope, key, request, constraints)
     require_state(key, allow=(KeyState.ENABLED,))
     if request.get("DryRun"):
         raise DryRunOperationException(_DRY_RUN_MESSAGE)
@@ -227,7 +297,7 @@ def list_grants(services: Services, scope: RequestScope, request: Request) -> Re
         after,
         limit + 1,
         grant_id=request.get("GrantId"),
-        grantee_principal=request.get("GranteePrincipal"),
+        grantee_principal=request.get("GranteePrincipal") or request.get("GranteeServicePrincipal"),
     )
     shown = rows[:limit]
     items = [_entry(grant) for grant in shown]
@@ -237,9 +307,9 @@ def list_grants(services: Services, scope: RequestScope, request: Request) -> Re
 def list_retirable_grants(services: Services, scope: RequestScope, request: Request) -> Response:
     limit = page_limit(request, default=50, maximum=100)
     after = decode_marker(request.get("Marker"))
-    rows = services.store.list_retirable_grants(
-        request["RetiringPrincipal"], scope.region, after, limit + 1
-    )
+    retiring = _one_principal(request, "Retiring", required=True)
+    assert retiring is not None  # required
+    rows = services.store.list_retirable_grants(retiring, scope.region, after, limit + 1)
     shown = rows[:limit]
     items = [_entry(grant) for grant in shown]
     return paginate(rows, limit, shown[-1].grant_id if shown else None, "Grants", items)
@@ -294,8 +364,6 @@ def retire_grant(services: Services, scope: RequestScope, request: Request) -> N
     key = resolve_key(services, replace(scope, access=None), grant.key_arn, cross_account=True)
     allowed = _may_retire(grant, key, scope)
     if scope.access is not None:
-        from kms_service.access.evaluate import Decision, Reason
-
         scope.access.record(
             "kms:RetireGrant",
             key.arn,

@@ -28,7 +28,7 @@ class GrantRecord:
     retiring_principal: str | None
     issuing_account: str
     operations: tuple[str, ...]
-    constraints: dict[str, dict[str, str]] | None
+    constraints: dict[str, Any] | None
     creation_date: float
 
     @property

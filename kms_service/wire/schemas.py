@@ -225,26 +225,38 @@ GRANT_OPERATIONS = [
     "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
     "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey",
     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
-    "DeriveSharedSecret",
+    "DeriveSharedSecret", "Decapsulate", "Encapsulate",
 ]  # fmt: skip
 GRANT_PRINCIPAL_PATTERN = r"^[\w+=,.@:/-]+$"
 
 
-def grant_principal(required: bool = False) -> AwsString:
-    return AwsString(
-        min_length=1, max_length=256, pattern=GRANT_PRINCIPAL_PATTERN, required=required
-    )
+SERVICE_PRINCIPAL_PATTERN = r"^([A-Za-z0-9\-]+)\.([A-Za-z0-9\-]+)(\.[A-Za-z0-9\-]+)+$"
+
+
+def grant_principal() -> AwsString:
+    return AwsString(min_length=1, max_length=256, pattern=GRANT_PRINCIPAL_PATTERN)
+
+
+def service_principal() -> AwsString:
+    return AwsString(min_length=1, max_length=128, pattern=SERVICE_PRINCIPAL_PATTERN)
 
 
 class GrantConstraints(RequestSchema):
     EncryptionContextSubset = AwsStringMap()
     EncryptionContextEquals = AwsStringMap()
+    SourceArn = AwsString(
+        min_length=20,
+        max_length=512,
+        pattern=r"^arn:aws[a-z0-9-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:.+$",
+    )
 
 
 class CreateGrant(RequestSchema):
     KeyId = key_id()
-    GranteePrincipal = grant_principal(required=True)
+    GranteePrincipal = grant_principal()
     RetiringPrincipal = grant_principal()
+    GranteeServicePrincipal = service_principal()
+    RetiringServicePrincipal = service_principal()
     Operations = AwsList(AwsString(enum=GRANT_OPERATIONS), required=True)
     Constraints = AwsStruct(GrantConstraints)
     GrantTokens = grant_tokens()
@@ -258,10 +270,12 @@ class ListGrants(RequestSchema):
     Marker = marker()
     GrantId = AwsString(min_length=1, max_length=128)
     GranteePrincipal = grant_principal()
+    GranteeServicePrincipal = service_principal()
 
 
 class ListRetirableGrants(RequestSchema):
-    RetiringPrincipal = grant_principal(required=True)
+    RetiringPrincipal = grant_principal()
+    RetiringServicePrincipal = service_principal()
     Limit = limit()
     Marker = marker()
 

@@ -523,3 +523,30 @@ def test_callers_outside_the_file(server: RunningServer) -> None:
     assert key["AWSAccountId"] == "999988887777"
     assert stranger.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["Arn"] == key["Arn"]
     assert "kms:CreateKey" in denied(encryptor.create_key)
+
+
+def test_a_grantee_with_create_grant_may_only_narrow(server: RunningServer) -> None:
+    admin = as_(server, ADMIN)
+    service = as_(server, SERVICE)
+    key_id = admin.create_key()["KeyMetadata"]["KeyId"]
+    admin.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=SERVICE_ARN,
+        Operations=["Encrypt", "Decrypt", "CreateGrant"],
+        Constraints={"EncryptionContextSubset": {"app": "billing"}},
+    )
+    narrower = service.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=PARTNER_ARN,
+        Operations=["Decrypt"],
+        Constraints={"EncryptionContextEquals": {"app": "billing", "team": "a"}},
+    )
+    assert len(narrower["GrantId"]) == 64
+    assert "because the grant that allows it" in denied(
+        service.create_grant,
+        KeyId=key_id,
+        GranteePrincipal=PARTNER_ARN,
+        Operations=["Decrypt", "ReEncryptFrom"],
+        Constraints={"EncryptionContextSubset": {"app": "billing"}},
+    )
+    denied(service.create_grant, KeyId=key_id, GranteePrincipal=PARTNER_ARN, Operations=["Decrypt"])
