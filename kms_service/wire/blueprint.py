@@ -93,6 +93,7 @@ def dispatch(path: str) -> Response:
     name: str | None = None
     caller: Caller | None = None
     params: dict[str, Any] | None = None
+    access: AccessScope | None = None
     result: dict[str, Any] | None = None
     error: KmsError | None = None
     try:
@@ -159,6 +160,7 @@ def dispatch(path: str) -> Response:
             caller,
             params,
             result,
+            access.decisions if access is not None else (),
         )
     return response
 

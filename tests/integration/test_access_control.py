@@ -495,10 +495,14 @@ def test_refusals_are_audited(server: RunningServer) -> None:
             if (audit.exists())
             else []
         )
+        # This test's refusal: the one on this key (earlier tests refused other keys).
         events = [
             e
             for e in events
-            if e.get("errorCode") == "AccessDeniedException" and e["eventName"] == "Decrypt"
+            if e.get("errorCode") == "AccessDeniedException"
+            and e["eventName"] == "Decrypt"
+            and e.get("additionalEventData", {}).get("authorizations", [{}])[-1].get("resource")
+            == key["Arn"]
         ]
         if events:
             break
@@ -506,6 +510,14 @@ def test_refusals_are_audited(server: RunningServer) -> None:
     assert events, "no AccessDeniedException event in the audit log"
     assert events[-1]["userIdentity"]["arn"] == ENCRYPTOR_ARN
     assert events[-1]["userIdentity"]["type"] == "AssumedRole"
+    assert events[-1]["additionalEventData"]["authorizations"] == [
+        {
+            "action": "kms:Decrypt",
+            "resource": key["Arn"],
+            "decision": "Deny",
+            "reason": "no identity-based policy allows",
+        }
+    ]
 
 
 def test_callers_outside_the_file(server: RunningServer) -> None:
