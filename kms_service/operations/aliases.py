@@ -80,6 +80,10 @@ def update_alias(services: Services, scope: RequestScope, request: Request) -> N
         alias = services.store.get_alias(scope.account_id, scope.region, name)
         if alias is None:
             raise NotFoundException(f"Alias {scope.alias_arn(name)} is not found.")
+        # kms:UpdateAlias is needed on the key the alias leaves too (docs/access-control.md).
+        previous = services.store.get_key(scope.account_id, scope.region, alias.target_key_id)
+        if previous is not None and previous.key_id != key.key_id:
+            authorize_key(services, scope, previous, requested=name)
         key = reload_key(services, key)
         if key.state == KeyState.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is pending deletion.")

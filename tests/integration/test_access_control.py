@@ -562,3 +562,33 @@ def test_a_grantee_with_create_grant_may_only_narrow(server: RunningServer) -> N
         Constraints={"EncryptionContextSubset": {"app": "billing"}},
     )
     denied(service.create_grant, KeyId=key_id, GranteePrincipal=PARTNER_ARN, Operations=["Decrypt"])
+
+
+def test_alias_operations_need_both_keys_and_the_alias(server: RunningServer) -> None:
+    admin = as_(server, ADMIN)
+    mine = admin.create_key()["KeyMetadata"]["KeyId"]
+    locked = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ENCRYPTOR_ARN},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ]
+    }
+    theirs = admin.create_key(Policy=json.dumps(locked), BypassPolicyLockoutSafetyCheck=True)[
+        "KeyMetadata"
+    ]
+    admin.create_alias(AliasName="alias/moving", TargetKeyId=mine)
+    # The admin may not move the alias onto a key whose policy does not let it.
+    assert "kms:UpdateAlias" in denied(
+        admin.update_alias, AliasName="alias/moving", TargetKeyId=theirs["KeyId"]
+    )
+    # The role's IAM policy has no kms:UpdateAlias (nor kms:CreateAlias) on aliases.
+    encryptor = as_(server, ENCRYPTOR)
+    message = denied(encryptor.create_alias, AliasName="alias/theirs", TargetKeyId=theirs["KeyId"])
+    assert message.endswith(
+        f"on resource: arn:aws:kms:us-east-1:{A}:alias/theirs because no identity-based "
+        "policy allows the kms:CreateAlias action"
+    )
