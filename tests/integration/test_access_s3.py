@@ -308,3 +308,55 @@ def test_the_aws_cli_uploads_and_downloads(
     refused = cli("uploader", "cp", "s3://vault/cli.bin", str(tmp_path / "no.bin"))
     assert refused.returncode != 0
     assert "AccessDenied" in refused.stderr or "403" in refused.stderr
+
+
+def test_open_mode_s3_callers_take_their_identities(tmp_path: Path) -> None:
+    """Open mode: nothing is verified, but an access key id from the file is that profile's
+    identity for SSE-KMS too, so key policies still decide for S3 callers."""
+    credentials = tmp_path / "credentials"
+    credentials.write_text(CREDENTIALS)
+    started = start_server(
+        tmp_path / "data",
+        workers=2,
+        env={"MOCK_KMS_AUTH": "open", "MOCK_KMS_CREDENTIALS_FILE": str(credentials)},
+    )
+    try:
+        policy = {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ADMIN_ARN},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": UPLOADER_ARN},
+                    "Action": "kms:GenerateDataKey",
+                    "Resource": "*",
+                },
+            ]
+        }
+        key_arn = client(started, "kms", ADMIN).create_key(Policy=json.dumps(policy))[
+            "KeyMetadata"
+        ]["Arn"]
+        admin = client(started, "s3", ADMIN)
+        admin.create_bucket(Bucket="open-vault")
+        uploader = client(started, "s3", (UPLOADER[0], "any secret at all"))
+        uploader.put_object(
+            Bucket="open-vault",
+            Key="k",
+            Body=b"v",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key_arn,
+        )
+        status, code, message = s3_error(uploader.get_object, Bucket="open-vault", Key="k")
+        assert (status, code) == (403, "AccessDenied") and "kms:Decrypt" in message
+        assert admin.get_object(Bucket="open-vault", Key="k")["Body"].read() == b"v"
+        # Anyone else is an account root: the root of 111122223333 is not named either.
+        stranger = client(started, "s3", ("AKIDSTRANGER", "x"))
+        status, code, message = s3_error(stranger.get_object, Bucket="open-vault", Key="k")
+        assert (status, code) == (403, "AccessDenied")
+        assert f"User: arn:aws:iam::{A}:root is not authorized" in message
+    finally:
+        started.stop()
