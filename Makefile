@@ -26,11 +26,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check kms_service backends clients s3_service local_secrets bench tests
-	$(BIN)/ruff format --check kms_service backends clients s3_service local_secrets bench tests
+	$(BIN)/ruff check kms_service backends clients s3_service local_secrets bench tools tests
+	$(BIN)/ruff format --check kms_service backends clients s3_service local_secrets bench tools tests
 	$(BIN)/mypy
 
-# Benchmarks against moto_server and a bare-Flask ceiling (bench/, issue 6): prints the table,
+# Benchmarks against moto_server and a bare-Flask ceiling (bench/README.md): prints the table,
 # writes bench/results/latest.json and latest.png; under 10 minutes on 2 cores.
 bench: $(STAMP)
 	command -v wrk >/dev/null && command -v softhsm2-util >/dev/null || \

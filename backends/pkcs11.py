@@ -5,7 +5,7 @@ object, ``SENSITIVE``, never ``EXTRACTABLE``, ``PRIVATE``), AES-GCM runs in the 
 does the random generator. Each material id maps to one key whose ``CKA_ID`` is the 32 bytes
 of the id and whose ``CKA_LABEL`` is ``mock-kms:<id>``, so it is found again after a restart.
 
-The rules below come from ``reference/pkcs11-softhsm.md`` (SoftHSM 2.6.1, python-pkcs11 0.10.1):
+The rules below were measured with SoftHSM 2.6.1 and python-pkcs11 0.10.1 (docs/formats.md):
 
 * The module is opened lazily in each process, keyed by ``os.getpid()``: the gunicorn master
   never loads it (:meth:`Pkcs11Backend.open` checks the configuration in a child process), and

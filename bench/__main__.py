@@ -351,7 +351,7 @@ def _print_report(
     if cse_results:
         _log("\nClient-side encryption (null = S3 stand-in that discards bodies)")
         _log(format_cse(cse_results))
-    _log("\nTargets (issue 6)")
+    _log("\nPerformance targets")
     _log(report.format_targets(checks))
     machine = document["machine"]
     before, after = machine["load_average_before"], machine["load_average_after"]

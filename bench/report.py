@@ -147,7 +147,7 @@ def _order_key(key: tuple[str, int]) -> tuple[int, str, int]:
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One target of issue 6 and whether this run met it."""
+    """One of the performance targets below and whether this run met it."""
 
     target: str
     measured: str
@@ -166,7 +166,7 @@ def check_targets(
     openssl_rate: float | None,
     cse_peak_rss_kib: Mapping[int, int] | None,
 ) -> list[TargetCheck]:
-    """The targets of issue 6, each with the worst measured value over the three operations.
+    """The performance targets, each with the worst measured value over the three operations.
 
     ``cse_rate`` and ``openssl_rate`` are bytes/s (1 GiB object, encryption pipeline);
     ``cse_peak_rss_kib`` maps object size to the peak RSS of its transfer.

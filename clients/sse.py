@@ -10,7 +10,7 @@ mock-kms's own S3 endpoint, or any S3-compatible server::
     s3.get_object(Bucket=b, Key=k, **key.get_args())
     s3.copy_object(Bucket=b, Key=k2, CopySource={...}, **key.copy_source_args(), **sse_kms())
 
-SSE-C keys are handed to boto3 as the 32 raw bytes with no MD5 (reference §1.4): botocore
+SSE-C keys are handed to boto3 as the 32 raw bytes with no MD5 (docs/aws-behaviours.md): botocore
 then base64-encodes the key and adds its MD5 itself. Passing an MD5 yourself switches that off
 and would send the raw bytes. ``ListParts`` is the exception botocore does not encode, so
 :meth:`CustomerKey.encoded_args` gives the pre-encoded form for it.

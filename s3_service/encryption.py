@@ -37,8 +37,8 @@ class WriteEncryption:
 def requested(request: S3Request, *, allow_http: bool) -> WriteEncryption | None:
     """The encryption the request's headers ask for, or None if they name none.
 
-    Raises the S3 errors of reference §1.3/§1.4: SSE-C problems, an unknown method, KMS
-    headers without ``aws:kms``, a malformed context, DSSE (not implemented).
+    Raises S3's errors (docs/aws-behaviours.md, "S3 endpoint"): SSE-C problems, an unknown
+    method, KMS headers without ``aws:kms``, a malformed context, DSSE (not implemented).
     """
     method = request.header(SSE_HEADER)
     customer = sse_c.parse(

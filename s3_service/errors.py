@@ -1,5 +1,5 @@
 """Every S3 error a caller can see: one constructor per AWS error code, with AWS's status and
-text (reference ``s3-encryption.md`` §1 for the encryption ones).
+text (docs/aws-behaviours.md, "S3 endpoint", for the encryption ones).
 
 Handlers raise :class:`S3Error`; :mod:`s3_service.wire` turns it into S3's XML error body.
 Keeping the names and texts in one module keeps them consistent across operations.
@@ -268,7 +268,7 @@ def internal_error(request_id: str) -> S3Error:
     )
 
 
-# --- server-side encryption (reference §1.3, §1.4) -----------------------------------------
+# --- server-side encryption (docs/aws-behaviours.md, "S3 endpoint") --------------------------
 SSE_C_INSECURE = (
     "Requests specifying Server Side Encryption with Customer provided keys must be made over "
     "a secure connection."
@@ -276,7 +276,8 @@ SSE_C_INSECURE = (
 
 
 def sse_c_over_http() -> S3Error:
-    # AWS's exact answer is unrecorded; every S3-compatible server answers this (§1.4).
+    # AWS's exact answer is unrecorded; every S3-compatible server answers this
+    # (docs/aws-behaviours.md, "Choices where AWS is unverified").
     return invalid_request(SSE_C_INSECURE)
 
 
@@ -402,7 +403,8 @@ def sse_kms_bad_context() -> S3Error:
 
 
 def sse_kms_context_arn_mismatch(expected: str) -> S3Error:
-    # AWS validates the value (reference §1.3); its exact wording is not recorded.
+    # AWS validates the value; its exact wording is not recorded
+    # (docs/aws-behaviours.md, "Choices where AWS is unverified").
     return invalid_argument(
         f"The encryption context key 'aws:s3:arn' must be {expected!r} for this request.",
         "x-amz-server-side-encryption-context",

@@ -2,8 +2,8 @@
 
 Only a randomly salted HMAC of the key is stored, keyed by a secret derived from the S3 master
 key (:attr:`s3_service.sse_s3.SseS3Keys.hmac_secret`); later requests are checked against it
-in constant time. The headers are validated in the order of the reference table (§1.4), so a
-request with several faults gets the error AWS would give first.
+in constant time. The headers are validated in S3's order (docs/aws-behaviours.md, "S3
+endpoint"), so a request with several faults gets the error AWS would give first.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """SSE-KMS (``aws:kms``): data keys from a KMS, reached only through the thin KMS client.
 
-As AWS S3 does (reference §1.3): a write calls ``GenerateDataKey`` with the encryption
-context ``{"aws:s3:arn": <object ARN>}`` (the bucket ARN with an S3 Bucket Key) merged with
-the caller's ``x-amz-server-side-encryption-context``, and only the encrypted data key is
+As AWS S3 does (docs/aws-behaviours.md, "S3 endpoint"): a write calls ``GenerateDataKey`` with the
+encryption context ``{"aws:s3:arn": <object ARN>}`` (the bucket ARN with an S3 Bucket Key) merged
+with the caller's ``x-amz-server-side-encryption-context``, and only the encrypted data key is
 stored; every read calls ``Decrypt`` with the same context. ``aws:kms`` without a key id uses
-``alias/aws/s3``, which the KMS creates on first use. KMS errors come back as S3 does it:
-400 ``KMS.<Name>`` with the KMS's message.
+``alias/aws/s3``, which the KMS creates on first use. KMS errors come back as S3 does it: 400
+``KMS.<Name>`` with the KMS's message.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ TEST_CREDENTIALS = {
 
 
 KEY_BACKENDS = ["software", "pkcs11"]
+#: The fixtures parametrised over KEY_BACKENDS (here and in tests/conformance).
+BACKEND_FIXTURES = ("kms_server", "subject")
 
 
 def backend_env(backend: str, base_dir: Path) -> dict[str, str]:
@@ -31,6 +33,17 @@ def backend_env(backend: str, base_dir: Path) -> dict[str, str]:
     if not softhsm_available():
         require_in_ci(MISSING_REASON)
     return create_softhsm_token(base_dir)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs on a SoftHSM token ``hsm``, so that ``pytest -m "not hsm"``
+    runs the rest on a machine without SoftHSM: the tests parametrised over the key backends
+    (their ``pkcs11`` cases) here, and the others by ``@pytest.mark.hsm`` in their files."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        if any(params.get(name) == "pkcs11" for name in BACKEND_FIXTURES):
+            item.add_marker(pytest.mark.hsm)
 
 
 @pytest.fixture(scope="session", params=KEY_BACKENDS)

@@ -3,8 +3,8 @@
 Each worker thread keeps the key rows it has read, and must drop them as soon as any process
 changes the database. Asking SQLite (``PRAGMA data_version``) costs a statement whose C call
 releases the GIL; with four request threads per worker, handing the GIL back and forth around
-that one call cost about 15 µs of CPU per request on a 2-core machine (``make bench``, issue
-6). This file answers the same question with two integer reads from shared memory.
+that one call cost about 15 µs of CPU per request on a 2-core machine (``make bench``, see
+CHANGELOG.md). This file answers the same question with two integer reads from shared memory.
 
 The file (16 bytes beside the database, memory-mapped by every process) holds two counters:
 

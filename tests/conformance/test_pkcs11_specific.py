@@ -36,6 +36,8 @@ from tests.support.softhsm import (
     softhsm_available,
 )
 
+pytestmark = pytest.mark.hsm
+
 CALL_DEADLINE_SECONDS = 10.0
 
 

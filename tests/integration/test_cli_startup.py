@@ -353,6 +353,7 @@ def _alive(pid: int) -> bool:
     return status.exists() and "State:\tZ" not in status.read_text()
 
 
+@pytest.mark.hsm
 @pytest.mark.parametrize(
     ("case", "mentions"),
     [("missing-module", "PKCS11_MODULE"), ("wrong-pin", "PIN"), ("unknown-label", "token")],

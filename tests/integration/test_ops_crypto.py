@@ -227,7 +227,7 @@ def test_truncated_extended_and_garbage_blobs(kms: KmsClient, key: dict[str, str
 
 
 def _with_key_id(blob: bytes, key_id: str) -> bytes:
-    """``blob`` with the key id in its header replaced (format version 1, DESIGN.md)."""
+    """``blob`` with the key id in its header replaced (format version 1, docs/formats.md)."""
     length = blob[2]
     new_id = key_id.encode()
     return blob[:2] + bytes([len(new_id)]) + new_id + blob[3 + length :]

@@ -24,7 +24,8 @@ from tests.support.kms_ops import (
 )
 from tests.support.server import RunningServer
 
-#: Every KeyMetadata field AWS returns for an enabled single-Region symmetric key (§3.3).
+#: Every KeyMetadata field AWS returns for an enabled single-Region symmetric key
+#: (docs/aws-behaviours.md, "Key identifiers and metadata").
 DEFAULT_FIELDS = {
     "AWSAccountId",
     "KeyId",
@@ -55,7 +56,8 @@ def fields(kms_server: RunningServer) -> set[str]:
 
 # --- CreateKey -----------------------------------------------------------------------------
 def test_create_key_default_metadata_is_exactly_awss(kms: KmsClient, fields: set[str]) -> None:
-    """A default key has every §3.3 field, with AWS's values, and nothing else."""
+    """A default key has every KeyMetadata field AWS returns, with AWS's values, and nothing
+    else."""
     before = time.time()
     metadata = create_key(kms)
     assert set(metadata) == fields
@@ -448,7 +450,7 @@ def test_enable_disable_errors(kms: KmsClient) -> None:
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
 
 
-# --- The key-state table (§5.2) ------------------------------------------------------------
+# --- The key-state table (docs/aws-behaviours.md, "Key states") -----------------------------
 CryptoCall = Callable[[KmsClient, str, bytes, str, bytes], Any]
 
 #: Each call gets (client, key under test, blob under it, another enabled key, blob under it).
@@ -548,7 +550,8 @@ MANAGEMENT_CALLS: dict[str, ManagementCall] = {
     "ListKeyRotations": lambda c, k: c.list_key_rotations(KeyId=k),
 }
 
-#: §5.2 for the management operations: which error (None = succeeds) in each state.
+#: AWS's key-state table for the management operations (docs/aws-behaviours.md, "Key states"):
+#: which error (None = succeeds) in each state.
 STATE_TABLE: dict[str, dict[str, str | None]] = {
     "Enabled": {"CancelKeyDeletion": "KMSInvalidStateException"},
     "Disabled": {

@@ -1,6 +1,6 @@
-"""Encryption errors as AWS answers them (reference §1.3, §1.4), through boto3 against a real
-server: SSE-C key problems, SSE-C over plain HTTP, KMS keys that are disabled, pending
-deletion or missing, and encryption contexts that are malformed or name another object."""
+"""Encryption errors as AWS answers them (docs/aws-behaviours.md, "S3 endpoint"), through boto3
+against a real server: SSE-C key problems, SSE-C over plain HTTP, KMS keys that are disabled,
+pending deletion or missing, and encryption contexts that are malformed or name another object."""
 
 from __future__ import annotations
 

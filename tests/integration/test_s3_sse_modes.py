@@ -105,7 +105,7 @@ def test_put_get_range_head(mode: Mode, s3: Any, kms: Any, key_arn: str) -> None
     put = s3.put_object(Bucket=BUCKET, Key=key, Body=DATA, **mode.write(key_arn))
     mode.check(put, key_arn, kms)
     etag = put["ETag"].strip('"')
-    # ETag is the data's MD5 only for SSE-S3 (reference §1.2, §1.4).
+    # ETag is the data's MD5 only for SSE-S3 (docs/aws-behaviours.md, "S3 endpoint").
     assert (etag == md5_hex(DATA)) is (mode.name in ("sse-s3", "bucket-default"))
 
     got = s3.get_object(Bucket=BUCKET, Key=key, **mode.read)

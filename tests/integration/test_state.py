@@ -1,5 +1,5 @@
 """State: one SQLite database shared by every worker, durable across restarts and crashes,
-consistent under concurrency, and never holding plaintext key material (issue 2, §7)."""
+consistent under concurrency, and never holding plaintext key material (docs/formats.md)."""
 
 from __future__ import annotations
 

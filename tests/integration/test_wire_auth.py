@@ -1,4 +1,4 @@
-"""Authentication, accounts and regions (reference §2, §2.3, §2.4).
+"""Authentication, accounts and regions (docs/aws-behaviours.md, "Authentication").
 
 A module-scoped server runs with ``MOCK_KMS_AUTH=sigv4`` and a credentials file; the open-mode
 tests use the session server, where a 12-digit access key id is the caller's account.

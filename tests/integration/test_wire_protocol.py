@@ -1,4 +1,5 @@
-"""The AWS JSON 1.1 wire protocol, over raw HTTP and through boto3 (reference §1, §1.9, §10).
+"""The AWS JSON 1.1 wire protocol, over raw HTTP and through boto3 (docs/aws-behaviours.md,
+"Wire protocol").
 
 Raw requests carry an unsigned ``Authorization`` header naming a fresh 12-digit access key:
 in open auth mode that is the caller's account, so these tests never see other tests' keys.

@@ -1,6 +1,6 @@
 """Server-side constraint checks in AWS's Coral wording, through boto3 and raw HTTP
-(reference §1.7). botocore checks only required members and minimums, so maximums, patterns
-and enums go through boto3; minimums and missing members need raw requests."""
+(docs/aws-behaviours.md, "Validation"). botocore checks only required members and minimums,
+so maximums, patterns and enums go through boto3; minimums and missing members need raw requests."""
 
 from __future__ import annotations
 
@@ -281,7 +281,7 @@ def test_missing_required_member(
 
 
 def test_generate_random_without_number_of_bytes(client: KmsClient) -> None:
-    """Not required in the model; AWS answers its own sentence (reference §1.7)."""
+    """Not required in the model; AWS answers its own sentence (docs/aws-behaviours.md)."""
     assert validation_error(client.generate_random) == "NumberOfBytes is required."
 
 

@@ -172,7 +172,7 @@ def test_multipart_objects_interoperate_both_ways(
 
 
 class AesGcmDecryptKeyring(S3Keyring if s3ec is not None else object):
-    """The reference's decrypt-only AES/GCM keyring for the official client (section 3.4)."""
+    """A decrypt-only AES/GCM keyring (the Java client's wrapping) for the official client."""
 
     def __init__(self, wrapping_key: bytes) -> None:
         self.wrapping_key = wrapping_key
@@ -196,7 +196,7 @@ class AesGcmDecryptKeyring(S3Keyring if s3ec is not None else object):
 def test_our_cse_c_objects_decrypt_with_the_official_pipeline(
     s3_endpoint: str, kms_server: RunningServer, bucket: str, version: FormatVersion
 ) -> None:
-    """CSE-C: the official client has no AES keyring, but its read path with the reference's
+    """CSE-C: the official client has no AES keyring, but its read path with a
     Java-format keyring decrypts what our AesGcmKeyring wrote."""
     master = os.urandom(32)
     writer = EncryptingS3Client(

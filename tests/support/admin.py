@@ -1,5 +1,6 @@
-"""Helpers for the operability tests (tests/integration/test_ops7_*.py): the developer
-endpoints, /metrics, and the ``mock-kms`` command line."""
+"""Helpers for the operability tests (tests/integration/test_clock_and_reset.py,
+test_faults.py, test_metrics_audit.py, test_seed.py, test_deploy.py): the developer endpoints,
+/metrics, and the ``mock-kms`` command line."""
 
 from __future__ import annotations
 

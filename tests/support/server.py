@@ -79,12 +79,14 @@ def start_server(
     extra_args: list[str] | None = None,
     log_path: Path | None = None,
     timeout: float = 30.0,
+    port: int | None = None,
 ) -> RunningServer:
-    """Start ``mock-kms serve`` on a free loopback port and wait until ``/healthz`` answers 200.
+    """Start ``mock-kms serve`` on ``port`` (default: a free loopback port) and wait until
+    ``/healthz`` answers 200.
 
     Raises RuntimeError (with the server's log) if it exits or does not become healthy.
     """
-    port = free_port()
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or data_dir.parent / f"server-{port}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOCK_KMS_")}

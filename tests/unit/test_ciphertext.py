@@ -1,4 +1,4 @@
-"""Ciphertext blob framing and the canonical encryption-context encoding (DESIGN.md)."""
+"""Ciphertext blob framing and the canonical encryption-context encoding (docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_context_encoding_vector() -> None:
 
 
 def test_context_encoding_is_unambiguous() -> None:
-    """{"ab":"c"} and {"a":"bc"} (DESIGN.md's example) must not collide."""
+    """{"ab":"c"} and {"a":"bc"} (docs/formats.md's example) must not collide."""
     assert encode_context({"ab": "c"}) != encode_context({"a": "bc"})
     assert encode_context({"a": "b", "c": "d"}) != encode_context({"a": "bcd"})
     assert encode_context({"": "ab"}) != encode_context({"a": "b"})

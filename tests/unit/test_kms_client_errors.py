@@ -18,8 +18,8 @@ from clients.kms.protocol import error_from_response, parse_error
 MODEL = botocore.session.get_session().get_service_model("kms")
 ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
-# (status, headers, body) as real KMS / the Coral front end sends them (protocol reference §1.3,
-# §1.9, §2.4, §9), and what the error must become.
+# (status, headers, body) as real KMS / the Coral front end sends them (docs/aws-behaviours.md,
+# "Wire protocol" and "Authentication"), and what the error must become.
 REAL_ERRORS: list[tuple[int, dict[str, str], bytes, str, str]] = [
     (
         400,

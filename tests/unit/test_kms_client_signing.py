@@ -137,7 +137,8 @@ def test_non_utc_clock_is_converted_to_utc() -> None:
 
 
 def test_signature_matches_an_independent_reference_verifier() -> None:
-    """The server-side algorithm from the protocol reference (§2.2) accepts our signature."""
+    """SigV4 verification written independently here from AWS's published algorithm
+    (docs/aws-behaviours.md, "Authentication") accepts our signature."""
     body = b'{"KeyId":"alias/x"}'
     headers = ours("http://127.0.0.1:8080/kms", body, "TrentService.DescribeKey", "us-east-1", "t")
     lowered = {name.lower(): value for name, value in headers.items()}

@@ -1,4 +1,4 @@
-"""Known-answer vectors from shared/reference/s3-encryption.md section 2.9.
+"""Known-answer vectors for the S3 Encryption Client V2/V3 formats (docs/aws-behaviours.md).
 
 The content half was validated by S3EC-Python 4.0.0; the AES/GCM wrap follows Java/Ruby.
 """

@@ -1,4 +1,4 @@
-"""SSE-C header validation (reference §1.4 table, in its order) and the stored HMAC."""
+"""SSE-C header validation (in S3's order, docs/aws-behaviours.md) and the stored HMAC."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from s3_service.errors import S3Error
 
 KEY = bytes(range(32))
 KEY_B64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-KEY_MD5 = "tP/LI3N87DFaSk0aoqYgzg=="  # the reference's worked example
+KEY_MD5 = "tP/LI3N87DFaSk0aoqYgzg=="  # base64 MD5 of the 32 key bytes above
 P = sse_c.PREFIX
 
 

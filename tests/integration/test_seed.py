@@ -320,6 +320,7 @@ def test_seed_from_environment_variable(tmp_path: Path) -> None:
         assert kms.describe_key(KeyId=ORDERS)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
+@pytest.mark.hsm
 def test_seed_on_the_pkcs11_backend(tmp_path: Path) -> None:
     """Seeded keys without material are generated inside the token (in a forked child of the
     master, which never loads the module); material in the seed goes to the software store."""
