@@ -38,6 +38,7 @@ from kms_service.domain.errors import (
     KMSInternalException,
 )
 from kms_service.operations.context import RequestScope, Services
+from kms_service.operations.grant_rules import grant_allows
 from kms_service.store import KeyRecord
 
 log = logging.getLogger("mock_kms.access")
@@ -262,9 +263,6 @@ def request_context(
 def _grant_allows(
     services: Services, key: KeyRecord, identity: Identity, action: str, access: AccessScope
 ) -> bool:
-    # Bound late: grants live in kms_service.operations.grants, which uses this module.
-    from kms_service.operations.grants import grant_allows
-
     return grant_allows(services, key, identity, action, _encryption_context(access, action))
 
 

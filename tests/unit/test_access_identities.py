@@ -9,7 +9,7 @@ import pytest
 
 from kms_service.domain.errors import ConfigurationError
 from kms_service.domain.key_states import KeyState
-from kms_service.operations.grants import constraints_met
+from kms_service.operations.grant_rules import constraints_met
 from kms_service.store import GrantRecord, KeyRecord, MetadataStore
 from kms_service.wire.auth.credentials import CredentialStore
 
