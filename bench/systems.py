@@ -193,7 +193,13 @@ def start_system(name: str, work_dir: Path, timeout: float = 60) -> RunningSyste
         procs.wait_until(lambda: len(procs.tree_pids(process.pid)) >= launch.processes, timeout)
         time.sleep(WORKER_BOOT_GRACE_S)
     if launch.creates_keys:
-        created = client.call("CreateKey", {"Description": "bench"})
+        # BENCH_KEY_POLICY_FILE: the benchmarked key gets that key policy (access control's
+        # cost under a large policy, e.g. bench/policies/twenty-statements.json).
+        create: dict[str, str] = {"Description": "bench"}
+        policy_file = os.environ.get("BENCH_KEY_POLICY_FILE")
+        if policy_file:
+            create["Policy"] = Path(policy_file).read_text()
+        created = client.call("CreateKey", create)
         system.key_id = str(created["KeyMetadata"]["KeyId"])
     else:
         system.key_id = "00000000-0000-4000-8000-000000000000"

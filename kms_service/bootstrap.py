@@ -76,6 +76,7 @@ def build_services(settings: Settings) -> Services:
 
 def build_authenticator(settings: Settings) -> Authenticator:
     credentials = None
-    if settings.auth == "sigv4" and settings.credentials_file is not None:
+    # Open mode reads the file too (when given): its access key ids name identities there.
+    if settings.credentials_file is not None:
         credentials = CredentialStore.load(settings.credentials_file, settings.account_id)
     return Authenticator(settings.auth, settings.region, settings.account_id, credentials)

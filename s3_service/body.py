@@ -7,8 +7,9 @@ Framings:
 * ``Transfer-Encoding: chunked``: gunicorn removes the HTTP chunking; read to the end.
 * ``Content-Encoding: aws-chunked`` (botocore over HTTPS, signed streaming uploads of other
   SDKs): ``hex-size[;chunk-signature=...]\\r\\n data \\r\\n`` ... ``0\\r\\n`` then trailers
-  such as ``x-amz-checksum-crc32:...``. Chunk signatures are not verified (the S3 endpoint
-  checks no signatures at all); the trailing checksum is.
+  such as ``x-amz-checksum-crc32:...``. Chunk signatures are checked when the request was
+  verified as ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` (``sigv4`` mode, :mod:`s3_service.auth`);
+  the trailing checksum always is.
 
 Checks, after the last byte: ``Content-MD5`` (``BadDigest``), a hex ``x-amz-content-sha256``
 (``XAmzContentSHA256Mismatch``), ``x-amz-checksum-{crc32,sha1,sha256}`` from a header or a
@@ -38,6 +39,12 @@ class HeaderLookup(Protocol):
     def get(self, key: str) -> str | None: ...
 
 
+class ChunkCheck(Protocol):
+    """Checks each aws-chunked chunk's ``chunk-signature`` (see :mod:`s3_service.auth`)."""
+
+    def check(self, signature: str | None, data_sha256: str) -> None: ...
+
+
 class _Crc32:
     """zlib's CRC-32 behind the hashlib interface (S3 sends it as big-endian base64)."""
 
@@ -61,10 +68,19 @@ class RequestBody:
     """The plaintext of one request body. Iterate :meth:`pieces` once, then call
     :meth:`verify`; afterwards ``md5`` and ``checksum`` hold what was received."""
 
-    def __init__(self, stream: BinaryIO, headers: HeaderLookup, *, max_size: int) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        headers: HeaderLookup,
+        *,
+        max_size: int,
+        chunk_check: ChunkCheck | None = None,
+    ) -> None:
         """Raises ``MissingContentLength``, ``EntityTooLarge``, ``InvalidDigest``,
-        ``InvalidArgument`` or ``NotImplemented`` for headers that cannot work."""
+        ``InvalidArgument`` or ``NotImplemented`` for headers that cannot work.
+        ``chunk_check`` verifies chunk signatures of a signed aws-chunked body."""
         self._stream = stream
+        self._chunk_check = chunk_check
         self._headers = headers
         self._max_size = max_size
         length = headers.get("Content-Length")
@@ -210,18 +226,29 @@ class RequestBody:
         reader = _WireReader(self._stream, self._wire_length)
         while True:
             header = reader.line()
-            size_text = header.split(b";", 1)[0].strip()
+            size_text, _, extension = header.partition(b";")
             try:
-                size = int(size_text, 16)
+                size = int(size_text.strip(), 16)
             except ValueError:
                 raise errors.invalid_argument(
                     "Malformed aws-chunked body", "Content-Encoding", "aws-chunked"
                 ) from None
+            check = self._chunk_check
+            signature = None
+            if extension.strip().startswith(b"chunk-signature="):
+                signature = extension.strip()[len(b"chunk-signature=") :].decode("latin-1")
+            chunk_hash = hashlib.sha256() if check is not None else None
             if size == 0:
+                if check is not None and chunk_hash is not None:
+                    check.check(signature, chunk_hash.hexdigest())
                 break
             while size > 0:
                 piece = reader.read(min(PIECE_SIZE, size))
                 size -= len(piece)
+                if chunk_hash is not None:
+                    chunk_hash.update(piece)
+                    if size == 0 and check is not None:
+                        check.check(signature, chunk_hash.hexdigest())
                 yield piece
             if reader.line() != b"":
                 raise errors.invalid_argument(

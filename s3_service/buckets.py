@@ -63,7 +63,12 @@ def create_bucket(services: S3Services, request: S3Request) -> Response:
     name = _bucket_name(request)
     validate_bucket_name(name)
     region = request.caller.signed_region or services.default_region
-    raw = RequestBody(request.stream, request.headers, max_size=xmlcodec.MAX_REQUEST_XML)
+    raw = RequestBody(
+        request.stream,
+        request.headers,
+        max_size=xmlcodec.MAX_REQUEST_XML,
+        chunk_check=request.chunk_check,
+    )
     body = raw.read_all(xmlcodec.MAX_REQUEST_XML)
     if body.strip():
         document = xmlcodec.parse(body, "CreateBucketConfiguration")
@@ -150,7 +155,12 @@ def put_bucket_encryption(services: S3Services, request: S3Request) -> Response:
     ``BucketKeyEnabled``) and optionally ``BlockedEncryptionTypes``."""
     name = _bucket_name(request)
     services.store.get_bucket(name)
-    raw = RequestBody(request.stream, request.headers, max_size=xmlcodec.MAX_REQUEST_XML)
+    raw = RequestBody(
+        request.stream,
+        request.headers,
+        max_size=xmlcodec.MAX_REQUEST_XML,
+        chunk_check=request.chunk_check,
+    )
     document = xmlcodec.parse(
         raw.read_all(xmlcodec.MAX_REQUEST_XML), "ServerSideEncryptionConfiguration"
     )

@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from typing import Any
-from wsgiref.types import WSGIApplication
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from kms_service.wire.auth.authenticator import TRUSTED_LOOPBACK
 
 log = logging.getLogger("mock_kms.s3")
 
@@ -30,12 +33,24 @@ class _QuietHandler(WSGIRequestHandler):
         return None
 
 
+def _trusted(app: WSGIApplication) -> WSGIApplication:
+    """Mark every request of this listener as S3's own, in an environ key no HTTP header can
+    set: the KMS then takes the caller S3 names instead of checking a signature again (S3 has
+    checked it) and sees ``kms:ViaService`` (docs/access-control.md, "S3")."""
+
+    def marked(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[TRUSTED_LOOPBACK] = True
+        return app(environ, start_response)
+
+    return marked
+
+
 class LoopbackKms:
     """Starts on first use in the process that uses it (never in the gunicorn master, and
     again after a fork, since threads do not survive one)."""
 
     def __init__(self, app: WSGIApplication) -> None:
-        self._app = app
+        self._app = _trusted(app)
         self._lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
         self._pid = 0

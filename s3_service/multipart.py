@@ -93,7 +93,9 @@ def upload_part(services: S3Services, request: S3Request) -> Response:
     if request.header("x-amz-copy-source") is not None:
         return _upload_part_copy(services, request, upload, part_number, customer)
     bucket = services.store.get_bucket(bucket_name)
-    body = RequestBody(request.stream, request.headers, max_size=MAX_PART_SIZE)
+    body = RequestBody(
+        request.stream, request.headers, max_size=MAX_PART_SIZE, chunk_check=request.chunk_check
+    )
     data_key = services.keys.open(upload.envelope, customer, bucket, request.caller.access_key_id)
 
     def publish(written: WrittenSegment) -> tuple[PartRecord, list[str]]:
@@ -155,7 +157,12 @@ def _no_digest() -> None:
 
 
 def _requested_parts(request: S3Request) -> list[tuple[int, str]]:
-    raw = RequestBody(request.stream, request.headers, max_size=xmlcodec.MAX_REQUEST_XML)
+    raw = RequestBody(
+        request.stream,
+        request.headers,
+        max_size=xmlcodec.MAX_REQUEST_XML,
+        chunk_check=request.chunk_check,
+    )
     document = xmlcodec.parse(raw.read_all(xmlcodec.MAX_REQUEST_XML), "CompleteMultipartUpload")
     parts: list[tuple[int, str]] = []
     for node in document.findall("Part"):

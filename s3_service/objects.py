@@ -74,7 +74,9 @@ def put_object(services: S3Services, request: S3Request) -> Response:
     bucket = services.store.get_bucket(bucket_name)
     wanted = encryption.effective(wanted_header, bucket, request)
     attributes = attributes_from(request)
-    body = RequestBody(request.stream, request.headers, max_size=MAX_OBJECT_SIZE)
+    body = RequestBody(
+        request.stream, request.headers, max_size=MAX_OBJECT_SIZE, chunk_check=request.chunk_check
+    )
     if_none_match = (request.header("If-None-Match") or "").strip() == "*"
     version_id = new_version_id()
     envelope, data_key = services.keys.seal(
@@ -185,7 +187,12 @@ def delete_objects(services: S3Services, request: S3Request) -> Response:
     if request.bucket is None:
         raise errors.invalid_request("A bucket is required.")
     services.store.get_bucket(request.bucket)
-    body = RequestBody(request.stream, request.headers, max_size=xmlcodec.MAX_REQUEST_XML)
+    body = RequestBody(
+        request.stream,
+        request.headers,
+        max_size=xmlcodec.MAX_REQUEST_XML,
+        chunk_check=request.chunk_check,
+    )
     document = xmlcodec.parse(body.read_all(xmlcodec.MAX_REQUEST_XML), "Delete")
     quiet = (xmlcodec.text(document, "Quiet") or "").lower() == "true"
     keys: list[str] = []

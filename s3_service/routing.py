@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from werkzeug.wrappers import Response
@@ -21,7 +22,7 @@ from werkzeug.wrappers import Response
 from s3_service import buckets, errors, listing, multipart, objects
 from s3_service.errors import S3Error
 from s3_service.services import S3Services
-from s3_service.wire import S3Request, bucket_from_host, error_response, new_request_id
+from s3_service.wire import S3Request, bucket_from_host, error_response, new_request_id, raw_target
 
 log = logging.getLogger("mock_kms.s3")
 Handler = Callable[[S3Services, S3Request], Response]
@@ -163,6 +164,9 @@ class S3Application:
         try:
             request = S3Request.from_environ(environ, request_id, self.services.default_account)
             resource = request.resource
+            raw_path, raw_query = raw_target(environ)
+            verified = self.services.authenticator.authenticate(request, raw_path, raw_query)
+            request = replace(request, caller=verified.caller, chunk_check=verified.chunks)
             response = resolve(request)(self.services, request)
         except S3Error as error:
             response = error_response(error, method, resource, request_id)

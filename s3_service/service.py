@@ -18,7 +18,9 @@ from clients.kms import KmsLocalError
 from clients.kms.config import resolve_credentials
 from kms_service.domain.errors import ConfigurationError
 from kms_service.settings import Settings
+from kms_service.wire.auth.credentials import CredentialStore
 from local_secrets.root_key import RootKeyError, load_root_key
+from s3_service.auth import S3Authenticator
 from s3_service.blobs import BlobStore
 from s3_service.encryption import KeyService
 from s3_service.kms_loopback import LoopbackKms
@@ -80,20 +82,20 @@ def _kms_gateway(settings: Settings, loopback: LoopbackKms) -> KmsGateway:
     """How S3 reaches the KMS: this server's own KMS through the loopback listener, or
     ``--s3-kms-endpoint``.
 
-    Credentials: against our own KMS in ``open`` mode, S3 calls as the S3 caller (same
-    access key id, so the same account); otherwise with the server's AWS credentials
-    (environment or profile) when it has any, else again as the caller.
+    Credentials: against our own KMS, S3 calls as the S3 caller (same access key id, so the
+    same identity and account, over the trusted loopback); against another KMS with the
+    server's AWS credentials (environment or profile) when it has any, else as the caller.
     """
     endpoint = settings.s3_kms_endpoint
-    if endpoint is None and settings.auth == "open":
+    if endpoint is None:
+        # This server's own KMS: S3 calls it as the caller, in both auth modes, so key
+        # policies decide for the S3 caller as on AWS (docs/access-control.md, "S3").
         return KmsGateway(loopback.endpoint, forward_caller=True)
     try:
         has_credentials = resolve_credentials() is not None
     except KmsLocalError as exc:
         raise ConfigurationError(f"S3's KMS credentials: {exc}") from None
     verify: bool | str = os.environ.get("AWS_CA_BUNDLE") or True
-    if endpoint is None:
-        return KmsGateway(loopback.endpoint, forward_caller=not has_credentials, verify=verify)
     external = endpoint.rstrip("/")
     return KmsGateway(lambda: external, forward_caller=not has_credentials, verify=verify)
 
@@ -118,7 +120,16 @@ def build_s3_services(settings: Settings, kms_app: Flask) -> S3Services:
         default_region=settings.region,
         default_account=settings.account_id,
         allow_sse_c_over_http=settings.allow_sse_c_over_http,
+        authenticator=_authenticator(settings),
     )
+
+
+def _authenticator(settings: Settings) -> S3Authenticator:
+    """The S3 side checks signatures against the same credentials file as the KMS side."""
+    credentials = None
+    if settings.credentials_file is not None:
+        credentials = CredentialStore.load(settings.credentials_file, settings.account_id)
+    return S3Authenticator(settings.auth, credentials)
 
 
 def mount_s3(app: Flask, settings: Settings) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clients.kms import KmsClient, KmsClientError, KmsLocalError, TransportError
+from kms_service.wire.auth.authenticator import VIA_SERVICE_AGENT
 from s3_service import errors
 
 CONTEXT_HEADER = "x-amz-server-side-encryption-context"
@@ -121,6 +122,8 @@ class KmsGateway:
                         aws_access_key_id=identity,
                         aws_secret_access_key=FORWARDED_SECRET,
                         verify=self._verify,
+                        # kms:ViaService, as AWS S3 calls AWS KMS (docs/access-control.md).
+                        user_agent_extra=f"{VIA_SERVICE_AGENT}s3.{caller.region}.amazonaws.com",
                     )
                 else:
                     client = KmsClient(
@@ -171,6 +174,9 @@ class KmsGateway:
             client, endpoint = self._client(caller)
             result: dict[str, Any] = getattr(client, operation)(**params)
         except KmsClientError as exc:
+            if exc.code == "AccessDeniedException":
+                # As AWS S3 answers when KMS refuses the caller: 403, naming the KMS action.
+                raise errors.S3Error(403, "AccessDenied", exc.message) from None
             if exc.status >= 500:
                 raise errors.S3Error(500, f"KMS.{exc.code}", exc.message) from None
             raise errors.kms_error(exc.code, exc.message) from None

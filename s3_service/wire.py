@@ -27,6 +27,7 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wrappers import Response
 
 from s3_service import errors, xmlcodec
+from s3_service.body import ChunkCheck
 from s3_service.errors import S3Error
 
 _SIGV4_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/")
@@ -62,6 +63,8 @@ class S3Request:
     caller: Caller
     request_id: str
     resource: str
+    #: Chunk signatures to check (sigv4 mode, STREAMING-AWS4-HMAC-SHA256-PAYLOAD).
+    chunk_check: ChunkCheck | None = None
 
     @property
     def stream(self) -> BinaryIO:
@@ -85,7 +88,7 @@ class S3Request:
         """Parse addressing, query and caller. Raises ``InvalidURI``-like ``InvalidArgument``
         for undecodable paths and ``KeyTooLongError``."""
         headers = EnvironHeaders(environ)
-        raw_path, raw_query = _raw_target(environ)
+        raw_path, raw_query = raw_target(environ)
         try:
             path = unquote(raw_path, errors="strict")
         except UnicodeDecodeError:
@@ -138,7 +141,7 @@ def bucket_from_host(host: str) -> str | None:
     return bucket
 
 
-def _raw_target(environ: WSGIEnvironment) -> tuple[str, str]:
+def raw_target(environ: WSGIEnvironment) -> tuple[str, str]:
     """``(path, query)`` exactly as the client sent them (gunicorn: ``RAW_URI``)."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:

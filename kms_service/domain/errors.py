@@ -109,6 +109,10 @@ class InvalidKeyUsageException(KmsError):
     pass
 
 
+class InvalidGrantIdException(KmsError):
+    pass
+
+
 class InvalidGrantTokenException(KmsError):
     pass
 

@@ -20,9 +20,12 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from kms_service.access.principals import principal_kind
+from kms_service.access.request import Authorization
 
 log = logging.getLogger("mock_kms.audit")
 
@@ -136,6 +139,7 @@ def build_event(
     source_ip: str | None,
     user_agent: str | None,
     default_region: str,
+    authorizations: Sequence[Authorization] = (),
 ) -> dict[str, Any]:
     """One CloudTrail-shaped event. ``scope`` is the authenticated caller (anything with
     ``account_id``, ``region`` and ``principal_arn``), or None when the request failed before
@@ -143,7 +147,7 @@ def build_event(
     if scope is not None:
         principal = str(scope.principal_arn)
         identity: dict[str, Any] = {
-            "type": "Root" if principal.endswith(":root") else "IAMUser",
+            "type": principal_kind(principal).value,
             "principalId": scope.account_id,
             "arn": principal,
             "accountId": scope.account_id,
@@ -178,6 +182,19 @@ def build_event(
         event["resources"] = [{"accountId": arn.split(":")[4], "type": "AWS::KMS::Key", "ARN": arn}]
     if error_code is not None:
         event["errorCode"] = error_code
+    if authorizations:
+        # Every access-control decision (docs/access-control.md): action, resource, outcome.
+        event["additionalEventData"] = {
+            "authorizations": [
+                {
+                    "action": item.action,
+                    "resource": item.resource,
+                    "decision": "Allow" if item.decision.allowed else "Deny",
+                    "reason": item.decision.reason.value,
+                }
+                for item in authorizations
+            ]
+        }
     return event
 
 

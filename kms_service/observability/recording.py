@@ -9,9 +9,10 @@ to look all of it up again through context-local proxies.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kms_service.access.request import Authorization
 from kms_service.observability.audit import AuditLog, build_event
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS
 
@@ -50,8 +51,10 @@ class RequestRecorder:
         caller: Any,
         params: Mapping[str, Any] | None,
         result: Mapping[str, Any] | None,
+        authorizations: Sequence[Authorization] = (),
     ) -> None:
-        """Record one answered KMS request. ``name`` is None when ``X-Amz-Target`` did not
+        """Record one answered KMS request (``authorizations``: the access-control decisions
+        taken for it, in order). ``name`` is None when ``X-Amz-Target`` did not
         name an operation; ``caller`` is None when the request failed before its caller was
         known; ``error_code`` is None for a success."""
         if name is None:
@@ -81,5 +84,6 @@ class RequestRecorder:
                 source_ip=req.remote_addr,
                 user_agent=req.headers.get("User-Agent"),
                 default_region=self._default_region,
+                authorizations=authorizations,
             )
         )

@@ -14,6 +14,7 @@ from kms_service.operations import (
     aliases,
     crypto,
     data_key_pairs,
+    grants,
     importing,
     key_agreement,
     keys,
@@ -71,6 +72,11 @@ OPERATIONS: dict[str, Operation] = {
     "GetParametersForImport": importing.get_parameters_for_import,
     "ImportKeyMaterial": importing.import_key_material,
     "DeleteImportedKeyMaterial": importing.delete_imported_key_material,
+    "CreateGrant": grants.create_grant,
+    "ListGrants": grants.list_grants,
+    "ListRetirableGrants": grants.list_retirable_grants,
+    "RetireGrant": grants.retire_grant,
+    "RevokeGrant": grants.revoke_grant,
 }
 
 #: Operations of the AWS KMS API that mock-kms knows but does not implement (yet): answered
@@ -80,15 +86,10 @@ KNOWN_UNIMPLEMENTED = frozenset(
     {
         "ConnectCustomKeyStore",
         "CreateCustomKeyStore",
-        "CreateGrant",
         "DeleteCustomKeyStore",
         "DescribeCustomKeyStores",
         "DisconnectCustomKeyStore",
         "GetKeyLastUsage",
-        "ListGrants",
-        "ListRetirableGrants",
-        "RetireGrant",
-        "RevokeGrant",
         "UpdateCustomKeyStore",
         "Encapsulate",
         "Decapsulate",

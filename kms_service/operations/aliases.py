@@ -14,6 +14,7 @@ from kms_service.domain.errors import (
     ValidationException,
 )
 from kms_service.domain.key_states import KeyState
+from kms_service.operations.authorization import authorize_key
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.keys import purge_due_deletions
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
@@ -88,6 +89,10 @@ def update_alias(services: Services, scope: RequestScope, request: Request) -> N
         alias = services.store.get_alias(scope.account_id, scope.region, name)
         if alias is None:
             raise NotFoundException(f"Alias {scope.alias_arn(name)} is not found.")
+        # kms:UpdateAlias is needed on the key the alias leaves too (docs/access-control.md).
+        previous = services.store.get_key(scope.account_id, scope.region, alias.target_key_id)
+        if previous is not None and previous.key_id != key.key_id:
+            authorize_key(services, scope, previous, requested=name)
         key = reload_key(services, key)
         _refuse_pending_deletion(key)
         # Retargeting an alias to the key it already names adds no alias to that key.
@@ -109,6 +114,10 @@ def delete_alias(services: Services, scope: RequestScope, request: Request) -> N
         alias = services.store.get_alias(scope.account_id, scope.region, name)
         if alias is None:
             raise NotFoundException(f"Alias {scope.alias_arn(name)} is not found.")
+        # kms:DeleteAlias is needed on the key too (docs/access-control.md).
+        target = services.store.get_key(scope.account_id, scope.region, alias.target_key_id)
+        if target is not None:
+            authorize_key(services, scope, target, requested=name)
         services.store.delete_alias(alias)
 
 

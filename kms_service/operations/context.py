@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backends.base import BackendUnavailableError, KeyBackend
+from kms_service.access.request import AccessScope
 from kms_service.domain.clock import Clock
 from kms_service.domain.errors import KeyUnavailableException
 from kms_service.settings import Settings
@@ -13,11 +14,17 @@ from kms_service.store import MetadataStore
 
 @dataclass(frozen=True)
 class RequestScope:
-    """Who is calling, and where: keys live per account and region, as on AWS."""
+    """Who is calling, and where: keys live per account and region, as on AWS.
+
+    ``access`` carries what authorisation needs (docs/access-control.md); requests from the
+    wire always have one. None means a trusted internal caller (seeding, admin endpoints),
+    for which nothing is authorised.
+    """
 
     account_id: str
     region: str
     principal_arn: str
+    access: AccessScope | None = None
 
     def key_arn(self, key_id: str) -> str:
         return f"arn:aws:kms:{self.region}:{self.account_id}:key/{key_id}"

@@ -18,6 +18,7 @@ from backends.base import (
     DecryptionFailedError,
     MaterialNotFoundError,
 )
+from kms_service.access.actions import REENCRYPT_FROM, REENCRYPT_TO
 from kms_service.domain.ciphertext import (
     MalformedCiphertextError,
     associated_data,
@@ -62,11 +63,12 @@ def usable_key(
     algorithm: str | None,
     *,
     symmetric_only: bool = False,
+    action: str | None = None,
 ) -> KeyRecord:
     """Resolve a key for a cryptographic operation and apply AWS's checks in AWS's order:
-    not found, key state, key usage, algorithm. ``symmetric_only`` operations (data keys)
-    refuse RSA encryption keys too."""
-    key = resolve_key(services, scope, key_id, allow_alias=True)
+    not found, authorisation (``action``, default the operation's), key state, key usage,
+    algorithm. ``symmetric_only`` operations (data keys) refuse RSA encryption keys too."""
+    key = resolve_key(services, scope, key_id, allow_alias=True, action=action)
     if symmetric_only:
         require_symmetric(key, operation)
     require_usable(key, operation, algorithm)
@@ -139,6 +141,8 @@ def unseal(
         parsed = decode_blob(blob)
     except MalformedCiphertextError:
         raise InvalidCiphertextException() from None
+    # ReEncrypt's source key is authorised with kms:ReEncryptFrom (docs/access-control.md).
+    action = REENCRYPT_FROM if operation == "ReEncrypt" else None
     if requested is not None:
         if requested.key_id != parsed.key_id:
             raise IncorrectKeyException(INCORRECT_KEY_MESSAGE)
@@ -149,7 +153,7 @@ def unseal(
         if not KEY_ID_PATTERN.match(parsed.key_id):
             raise InvalidCiphertextException()
         try:
-            key = resolve_key(services, scope, parsed.key_id)
+            key = resolve_key(services, scope, parsed.key_id, action=action)
         except NotFoundException:
             # The blob names a key this account and region do not have: a bad blob.
             raise InvalidCiphertextException() from None
@@ -180,8 +184,13 @@ def _reject_recipient(request: Request) -> None:
         )
 
 
-def _requested_key(services: Services, scope: RequestScope, key_id: str | None) -> KeyRecord | None:
-    return None if key_id is None else resolve_key(services, scope, key_id, allow_alias=True)
+def _requested_key(
+    services: Services, scope: RequestScope, key_id: str | None, action: str | None = None
+) -> KeyRecord | None:
+    """The key the caller named, if any, authorised for ``action`` (default the operation's)."""
+    if key_id is None:
+        return None
+    return resolve_key(services, scope, key_id, allow_alias=True, action=action)
 
 
 def encrypt(services: Services, scope: RequestScope, request: Request) -> Response:
@@ -273,6 +282,7 @@ def re_encrypt(services: Services, scope: RequestScope, request: Request) -> Res
         request["DestinationKeyId"],
         "ReEncrypt",
         request.get("DestinationEncryptionAlgorithm"),
+        action=REENCRYPT_TO,
     )
     if blob is None:
         raise ValidationException(
@@ -283,7 +293,7 @@ def re_encrypt(services: Services, scope: RequestScope, request: Request) -> Res
     destination_context = request.get("DestinationEncryptionContext")
     if destination.key_spec != ALGORITHM:
         refuse_context(destination_context)
-    requested = _requested_key(services, scope, request.get("SourceKeyId"))
+    requested = _requested_key(services, scope, request.get("SourceKeyId"), REENCRYPT_FROM)
     source_material: str | None = None
     if requested is not None and requested.key_spec != ALGORITHM:
         source = requested

@@ -22,7 +22,7 @@ from kms_service.operations.key_kinds import (
 )
 from kms_service.operations.metadata import key_metadata
 from kms_service.operations.pagination import decode_marker, page_limit, paginate
-from kms_service.operations.policy import check_policy
+from kms_service.operations.policy import check_lockout, check_policy
 from kms_service.operations.resolve import (
     apply_due_lifecycle,
     reload_key,
@@ -85,7 +85,15 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         raise UnsupportedOperationException("Custom key stores are not supported by mock-kms.")
     policy = request.get("Policy")
     if policy is not None:
-        check_policy(policy)
+        # The key's ARN is not known yet; a key policy's Resource is always "*".
+        check_lockout(
+            services,
+            scope,
+            check_policy(policy),
+            scope.key_arn("*"),
+            None,
+            bool(request.get("BypassPolicyLockoutSafetyCheck")),
+        )
     tags = check_new_tags(request.get("Tags") or [], existing=())
     require_backend_spec(services.backend(services.default_backend), key_spec)
     key = create_key_record(

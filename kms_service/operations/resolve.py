@@ -20,6 +20,7 @@ from kms_service.domain.errors import (
     UnsupportedOperationException,
 )
 from kms_service.domain.key_states import KeyState
+from kms_service.operations.authorization import authorize_key
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import create_key_record
 from kms_service.operations.imported import expire_due_material
@@ -78,14 +79,19 @@ def resolve_key(
     *,
     allow_alias: bool = False,
     cross_account: bool | None = None,
+    action: str | None = None,
 ) -> KeyRecord:
-    """The key ``value`` names, after lazy deletion and rotation.
+    """The key ``value`` names, after lazy deletion and rotation, once the caller is
+    authorised to perform ``action`` (default: the operation's own) on it.
 
     Raises :class:`NotFoundException` (AWS wording, ARN in the message) when there is none.
     AWS managed keys behind ``alias/aws/<service>`` are created on first use, as on AWS.
     ``cross_account`` (default: ``allow_alias``, since on AWS the operations that take an
     alias are the ones usable across accounts) says whether another account's key ARN may be
     used; if not, it raises :class:`AccessDeniedException`, as AWS does whatever the policy.
+    Authorisation (key policy, IAM, grants) raises :class:`AccessDeniedException` too, before
+    any key-state check: this is the one place every operation on a key is authorised
+    (docs/access-control.md).
     """
     reference = parse_reference(scope, value, allow_alias=allow_alias)
     if reference.account_id != scope.account_id and not (
@@ -105,7 +111,9 @@ def resolve_key(
             if reference.alias_name.startswith("alias/aws/") and reference.account_id == (
                 scope.account_id
             ):
-                return _aws_managed_key(services, scope, reference.alias_name)
+                managed = _aws_managed_key(services, scope, reference.alias_name)
+                authorize_key(services, scope, managed, action=action, requested=value)
+                return managed
             raise NotFoundException(f"Alias {alias_arn} is not found.")
         key_id = alias.target_key_id
     else:
@@ -119,6 +127,7 @@ def resolve_key(
             f"Key 'arn:aws:kms:{reference.region}:{reference.account_id}:key/{key_id}' "
             "does not exist"
         )
+    authorize_key(services, scope, key, action=action, requested=value)
     return key
 
 

@@ -1,5 +1,6 @@
 """Key metadata persistence (SQLite)."""
 
+from kms_service.store.grants import GrantRecord
 from kms_service.store.sqlite import (
     AliasRecord,
     ImportedMaterialRecord,
@@ -13,6 +14,7 @@ from kms_service.store.sqlite import (
 
 __all__ = [
     "AliasRecord",
+    "GrantRecord",
     "ImportedMaterialRecord",
     "KeyRecord",
     "MaterialRecord",

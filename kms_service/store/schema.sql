@@ -1,4 +1,4 @@
--- mock-kms metadata, schema version 4. Key material never lives here: only ids of it.
+-- mock-kms metadata, schema version 5. Key material never lives here: only ids of it.
 -- (No semicolons in comments: the file is split into statements at each one.)
 CREATE TABLE IF NOT EXISTS keys (
     account_id            TEXT    NOT NULL,
@@ -129,3 +129,24 @@ CREATE TABLE IF NOT EXISTS multi_region_members (
     FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
 );
 -- <<< schema step "multi-Region keys" <<<
+-- ===== Access control (schema version 5): grants ====================================
+-- One row per grant on a key, removed with the key (ON DELETE CASCADE). The token is an
+-- opaque handle a caller may pass in GrantTokens, unique like the grant id.
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id            TEXT PRIMARY KEY,
+    account_id          TEXT NOT NULL,
+    region              TEXT NOT NULL,
+    key_id              TEXT NOT NULL,
+    grant_token         TEXT NOT NULL UNIQUE,
+    name                TEXT,
+    grantee_principal   TEXT NOT NULL,
+    retiring_principal  TEXT,
+    issuing_account     TEXT NOT NULL,
+    operations          TEXT NOT NULL,
+    constraints         TEXT,
+    creation_date       REAL NOT NULL,
+    FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS grants_by_key ON grants (account_id, region, key_id, grant_id);
+CREATE INDEX IF NOT EXISTS grants_by_retiring_principal ON grants (retiring_principal, grant_id);
+-- ===== end of access control ==========================================================

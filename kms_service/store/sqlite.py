@@ -20,16 +20,18 @@ from typing import Any
 
 from kms_service.domain.key_states import KeyState
 from kms_service.store.generation import WriteGeneration
+from kms_service.store.grants import GrantTables
 
 DATABASE_FILE = "mock-kms.sqlite3"
 #: 2 added ``service_settings`` (the movable clock, fault injection); 3 added imported key
 #: material (``import_wrapping_keys``, ``imported_materials`` and two ``keys`` columns); 4
 #: (step "multi-Region keys") added ``multi_region_members`` and made
-#: ``key_materials.material_id`` non-unique (:func:`_share_key_materials`).
+#: ``key_materials.material_id`` non-unique (:func:`_share_key_materials`); 5 added
+#: ``grants`` (access control).
 #: schema.sql only uses ``CREATE ... IF NOT EXISTS``, :data:`_ADDED_COLUMNS` adds the columns
 #: older ``keys`` tables lack and :func:`_share_key_materials` rebuilds an older
 #: ``key_materials``, so initialising migrates any older database in place.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Columns added to existing tables after version 2: ``(table, column, declaration)``.
 _ADDED_COLUMNS = (
     ("keys", "expiration_model", "TEXT"),
@@ -212,7 +214,7 @@ def _share_key_materials(connection: sqlite3.Connection) -> None:
 # <<< schema step "multi-Region keys" <<<
 
 
-class MetadataStore:
+class MetadataStore(GrantTables):
     """Keys, key-material versions, aliases and tags, scoped by account and region."""
 
     def __init__(self, data_dir: Path) -> None:

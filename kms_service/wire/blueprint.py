@@ -16,6 +16,7 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from kms_service.access.request import AccessScope
 from kms_service.domain.errors import (
     DependencyTimeoutException,
     KmsError,
@@ -25,7 +26,8 @@ from kms_service.domain.errors import (
 )
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
-from kms_service.wire.auth.authenticator import Authenticator, Caller
+from kms_service.operations.authorization import authorize_request, require_authorized
+from kms_service.wire.auth.authenticator import TRUSTED_LOOPBACK, Authenticator, Caller
 from kms_service.wire.protocol import (
     CONTENT_TYPE,
     encode_error,
@@ -93,6 +95,7 @@ def dispatch(path: str) -> Response:
     name: str | None = None
     caller: Caller | None = None
     params: dict[str, Any] | None = None
+    access: AccessScope | None = None
     result: dict[str, Any] | None = None
     error: KmsError | None = None
     try:
@@ -103,20 +106,38 @@ def dispatch(path: str) -> Response:
         authenticator: Authenticator = extensions["mock_kms.authenticator"]
         # Signatures are checked against real time (the default): the movable clock (dev
         # endpoints) moves key lifecycles, not the clients' signing clocks.
-        caller = authenticator.authenticate(
-            req.method, _raw_path(req), req.query_string.decode("latin-1"), req.headers, raw
-        )
+        via_service: str | None = None
+        if environ.get(TRUSTED_LOOPBACK):
+            # S3 calling on a caller's behalf (SSE-KMS): it verified the caller itself.
+            caller, via_service = authenticator.forwarded_caller(req.headers)
+        else:
+            caller = authenticator.authenticate(
+                req.method, _raw_path(req), req.query_string.decode("latin-1"), req.headers, raw
+            )
         operation = OPERATIONS.get(name)
         if operation is None:
             if name in KNOWN_UNIMPLEMENTED:
                 raise UnsupportedOperationException(f"{name} is not supported by mock-kms yet.")
             raise UnknownOperationException()
         params = load_request(_SCHEMA_INSTANCES[name], parse_body(raw))
-        scope = RequestScope(caller.account_id, caller.region, caller.principal_arn)
+        access = AccessScope(
+            identity=caller.identity,
+            operation=name,
+            params=params,
+            source_ip=environ.get("REMOTE_ADDR"),
+            secure_transport=environ.get("wsgi.url_scheme") == "https",
+            via_service=via_service,
+        )
+        scope = RequestScope(caller.account_id, caller.region, caller.principal_arn, access)
         before_operation = extensions.get("mock_kms.before_operation")
         if before_operation is not None:
             before_operation(name)  # fault injection: may sleep, or raise an injected error
-        result = operation(extensions["mock_kms.services"], scope, params)
+        services = extensions["mock_kms.services"]
+        # Authorisation (docs/access-control.md): operations not on a key here; operations
+        # on a key when their key is resolved; and never a success without a decision.
+        authorize_request(services, scope)
+        result = operation(services, scope, params)
+        require_authorized(scope)
     except KmsError as exc:
         error = exc
     except sqlite3.OperationalError as exc:
@@ -143,6 +164,7 @@ def dispatch(path: str) -> Response:
             caller,
             params,
             result,
+            access.decisions if access is not None else (),
         )
     return response
 

@@ -302,6 +302,78 @@ class GenerateDataKeyPair(GenerateDataKeyPairWithoutPlaintext):
     Recipient = AwsStruct(RecipientSchema)
 
 
+GRANT_OPERATIONS = [
+    "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
+    "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
+    "DeriveSharedSecret", "Decapsulate", "Encapsulate",
+]  # fmt: skip
+GRANT_PRINCIPAL_PATTERN = r"^[\w+=,.@:/-]+$"
+
+
+SERVICE_PRINCIPAL_PATTERN = r"^([A-Za-z0-9\-]+)\.([A-Za-z0-9\-]+)(\.[A-Za-z0-9\-]+)+$"
+
+
+def grant_principal() -> AwsString:
+    return AwsString(min_length=1, max_length=256, pattern=GRANT_PRINCIPAL_PATTERN)
+
+
+def service_principal() -> AwsString:
+    return AwsString(min_length=1, max_length=128, pattern=SERVICE_PRINCIPAL_PATTERN)
+
+
+class GrantConstraints(RequestSchema):
+    EncryptionContextSubset = AwsStringMap()
+    EncryptionContextEquals = AwsStringMap()
+    SourceArn = AwsString(
+        min_length=20,
+        max_length=512,
+        pattern=r"^arn:aws[a-z0-9-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:.+$",
+    )
+
+
+class CreateGrant(RequestSchema):
+    KeyId = key_id()
+    GranteePrincipal = grant_principal()
+    RetiringPrincipal = grant_principal()
+    GranteeServicePrincipal = service_principal()
+    RetiringServicePrincipal = service_principal()
+    Operations = AwsList(AwsString(enum=GRANT_OPERATIONS), required=True)
+    Constraints = AwsStruct(GrantConstraints)
+    GrantTokens = grant_tokens()
+    Name = AwsString(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9:/_-]+$")
+    DryRun = AwsBoolean()
+
+
+class ListGrants(RequestSchema):
+    KeyId = key_id()
+    Limit = limit()
+    Marker = marker()
+    GrantId = AwsString(min_length=1, max_length=128)
+    GranteePrincipal = grant_principal()
+    GranteeServicePrincipal = service_principal()
+
+
+class ListRetirableGrants(RequestSchema):
+    RetiringPrincipal = grant_principal()
+    RetiringServicePrincipal = service_principal()
+    Limit = limit()
+    Marker = marker()
+
+
+class RetireGrant(RequestSchema):
+    GrantToken = AwsString(min_length=1, max_length=8192)
+    KeyId = key_id(required=False)
+    GrantId = AwsString(min_length=1, max_length=128)
+    DryRun = AwsBoolean()
+
+
+class RevokeGrant(RequestSchema):
+    KeyId = key_id()
+    GrantId = AwsString(min_length=1, max_length=128, required=True)
+    DryRun = AwsBoolean()
+
+
 SCHEMAS: dict[str, type[Schema]] = {
     "CreateKey": CreateKey,
     "DescribeKey": DescribeKey,
@@ -342,6 +414,11 @@ SCHEMAS: dict[str, type[Schema]] = {
     "DeriveSharedSecret": DeriveSharedSecret,
     "GenerateDataKeyPair": GenerateDataKeyPair,
     "GenerateDataKeyPairWithoutPlaintext": GenerateDataKeyPairWithoutPlaintext,
+    "CreateGrant": CreateGrant,
+    "ListGrants": ListGrants,
+    "ListRetirableGrants": ListRetirableGrants,
+    "RetireGrant": RetireGrant,
+    "RevokeGrant": RevokeGrant,
 }
 
 

@@ -3,6 +3,7 @@ EnableKey/DisableKey and AWS's key-state table, against the real server."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -84,7 +85,11 @@ def test_create_key_ids_are_unique(kms: KmsClient) -> None:
 
 
 def test_create_key_with_description_tags_and_policy(kms: KmsClient) -> None:
-    policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*"}]}'
+    policy = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"'
+        + account_of(kms)
+        + '"},"Action":"kms:*","Resource":"*"}]}'
+    )
     metadata = create_key(
         kms,
         Description="payments key",
@@ -526,8 +531,11 @@ MANAGEMENT_CALLS: dict[str, ManagementCall] = {
     "CancelKeyDeletion": lambda c, k: c.cancel_key_deletion(KeyId=k),
     "DescribeKey": lambda c, k: c.describe_key(KeyId=k),
     "GetKeyPolicy": lambda c, k: c.get_key_policy(KeyId=k, PolicyName="default"),
+    # A policy that keeps the caller's account in (the lockout safety check).
     "PutKeyPolicy": lambda c, k: c.put_key_policy(
-        KeyId=k, PolicyName="default", Policy='{"Statement":[]}'
+        KeyId=k,
+        PolicyName="default",
+        Policy=c.get_key_policy(KeyId=k, PolicyName="default")["Policy"],
     ),
     "ListKeyPolicies": lambda c, k: c.list_key_policies(KeyId=k),
     "ListResourceTags": lambda c, k: c.list_resource_tags(KeyId=k),
@@ -640,9 +648,28 @@ def test_other_accounts_key_by_arn_for_cross_account_operations(
     kms_server: RunningServer, kms: KmsClient
 ) -> None:
     """DescribeKey and the cryptographic operations accept another account's key ARN, as AWS
-    does when the key policy allows it (mock-kms does not evaluate key policies)."""
-    shared = create_key(kms)
+    does when the key policy allows it; without that, AccessDeniedException."""
     partner = account_client(kms_server.endpoint)
+    refused = create_key(kms)
+    with expect_error(
+        "AccessDeniedException",
+        f"User: arn:aws:iam::{account_of(partner)}:root is not authorized to perform: "
+        f"kms:DescribeKey on resource: {refused['Arn']} because no resource-based policy "
+        "allows the kms:DescribeKey action",
+    ):
+        partner.describe_key(KeyId=refused["Arn"])
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": [account_of(kms), account_of(partner)]},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
+    shared = create_key(kms, Policy=json.dumps(policy))
     assert partner.describe_key(KeyId=shared["Arn"])["KeyMetadata"] == shared
     blob = partner.encrypt(KeyId=shared["Arn"], Plaintext=b"shared")["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"shared"

@@ -191,9 +191,12 @@ def test_default_policy_text(kms: KmsClient, key_id: str) -> None:
 
 def test_put_get_policy_round_trip(kms: KmsClient, key_id: str) -> None:
     """The document comes back exactly as put, whitespace and key order included."""
+    # The caller (the account root) keeps kms:PutKeyPolicy: the lockout safety check.
     policy = (
         '{"Version": "2012-10-17",\n  "Statement": [{"Sid": "s1", "Effect": "Allow",'
-        ' "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"}],'
+        ' "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"},'
+        ' {"Effect": "Allow", "Principal": {"AWS": "' + account_of(kms) + '"},'
+        ' "Action": "kms:*", "Resource": "*"}],'
         '  "Id": "custom"}'
     )
     response = kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy)
@@ -204,7 +207,9 @@ def test_put_get_policy_round_trip(kms: KmsClient, key_id: str) -> None:
 
 
 def test_policy_from_create_key(kms: KmsClient) -> None:
-    policy = json.dumps({"Version": "2012-10-17", "Statement": []}, indent=4)
+    policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [_root_statement(account_of(kms))]}, indent=4
+    )
     key_id = create_key(kms, Policy=policy)["KeyId"]
     assert kms.get_key_policy(KeyId=key_id)["Policy"] == policy
 
@@ -221,8 +226,13 @@ def test_malformed_policy(kms: KmsClient, key_id: str, policy: str) -> None:
     assert len(kms.list_keys()["Keys"]) == 1
 
 
-def _policy_of_size(size: int) -> str:
-    skeleton = '{"Statement": [], "Id": ""}'
+def _root_statement(account: str) -> dict[str, object]:
+    return {"Effect": "Allow", "Principal": {"AWS": account}, "Action": "kms:*", "Resource": "*"}
+
+
+def _policy_of_size(size: int, account: str) -> str:
+    statement = json.dumps(_root_statement(account))
+    skeleton = '{"Statement": [' + statement + '], "Id": ""}'
     policy = skeleton.replace('"Id": ""', '"Id": "' + "x" * (size - len(skeleton)) + '"')
     assert len(policy.encode()) == size
     return policy
@@ -230,16 +240,21 @@ def _policy_of_size(size: int) -> str:
 
 def test_policy_size_limit(kms: KmsClient, key_id: str) -> None:
     """32 KB is the document limit (LimitExceededException), below the model's 131072."""
-    at_limit = _policy_of_size(32768)
+    account = account_of(kms)
+    at_limit = _policy_of_size(32768, account)
     kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=at_limit)
     assert kms.get_key_policy(KeyId=key_id)["Policy"] == at_limit
     with expect_error("LimitExceededException"):
-        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=_policy_of_size(32769))
+        kms.put_key_policy(
+            KeyId=key_id, PolicyName="default", Policy=_policy_of_size(32769, account)
+        )
     with expect_error("LimitExceededException"):
-        kms.create_key(Policy=_policy_of_size(40000))
+        kms.create_key(Policy=_policy_of_size(40000, account))
     assert kms.get_key_policy(KeyId=key_id)["Policy"] == at_limit
     with expect_error("ValidationException") as info:
-        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=_policy_of_size(131073))
+        kms.put_key_policy(
+            KeyId=key_id, PolicyName="default", Policy=_policy_of_size(131073, account)
+        )
     assert (
         "Member must have length less than or equal to 131072"
         in (info.value.response["Error"]["Message"])
@@ -270,8 +285,9 @@ def test_policy_names(kms: KmsClient, key_id: str) -> None:
 def test_policies_in_every_key_state(kms: KmsClient, key_id: str) -> None:
     kms.disable_key(KeyId=key_id)
     kms.schedule_key_deletion(KeyId=key_id)
-    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy='{"Statement": []}')
-    assert kms.get_key_policy(KeyId=key_id)["Policy"] == '{"Statement": []}'
+    policy = json.dumps({"Statement": [_root_statement(account_of(kms))]})
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy)
+    assert kms.get_key_policy(KeyId=key_id)["Policy"] == policy
     assert kms.list_key_policies(KeyId=key_id)["PolicyNames"] == ["default"]
 
 

@@ -251,7 +251,8 @@ def test_export_then_seed_reproduces_state_and_old_ciphertexts_decrypt(tmp_path:
         kms.put_key_policy(
             KeyId=disabled,
             PolicyName="default",
-            Policy='{"Version": "2012-10-17", "Statement": []}',
+            Policy='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+            '"Principal": {"AWS": "' + account + '"}, "Action": "kms:*", "Resource": "*"}]}',
         )
         kms.encrypt(KeyId="alias/aws/s3", Plaintext=b"managed")  # AWS managed: not exported
         before = snapshot(kms)

@@ -27,6 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import EnvironHeaders, Headers
 
+from kms_service.access import make_identity
 from kms_service.domain.errors import (
     ConfigurationError,
     IncompleteSignatureException,
@@ -219,6 +220,7 @@ def test_valid_signature_gives_the_profile_account_and_scope_region(sigv4: Authe
         account_id=ALICE_ACCOUNT,
         region=REGION,
         principal_arn=f"arn:aws:iam::{ALICE_ACCOUNT}:user/alice",
+        identity=make_identity(f"arn:aws:iam::{ALICE_ACCOUNT}:user/alice"),
     )
 
 
@@ -230,9 +232,8 @@ def test_session_token_credentials_are_accepted_with_the_default_account(
 
     caller = authenticate(sigv4, request)
 
-    assert caller == Caller(
-        BOB_KEY, DEFAULT_ACCOUNT, "ap-south-2", f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/bob"
-    )
+    bob = f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/bob"
+    assert caller == Caller(BOB_KEY, DEFAULT_ACCOUNT, "ap-south-2", bob, make_identity(bob))
 
 
 @pytest.mark.parametrize(
@@ -670,9 +671,8 @@ def test_signature_is_checked_before_the_session_token(sigv4: Authenticator) -> 
 def test_open_mode_twelve_digit_key_is_the_account(open_mode: Authenticator) -> None:
     caller = authenticate(open_mode, sign(access_key="000000000042", secret="anything"))
 
-    assert caller == Caller(
-        "000000000042", "000000000042", REGION, "arn:aws:iam::000000000042:root"
-    )
+    root = "arn:aws:iam::000000000042:root"
+    assert caller == Caller("000000000042", "000000000042", REGION, root, make_identity(root))
 
 
 def test_open_mode_other_keys_use_the_default_account_and_nothing_is_verified(
@@ -682,9 +682,8 @@ def test_open_mode_other_keys_use_the_default_account_and_nothing_is_verified(
 
     caller = authenticate(open_mode, request, now=SIGNED_AT + timedelta(days=30))
 
-    assert caller == Caller(
-        "test", DEFAULT_ACCOUNT, "ca-west-1", f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"
-    )
+    root = f"arn:aws:iam::{DEFAULT_ACCOUNT}:root"
+    assert caller == Caller("test", DEFAULT_ACCOUNT, "ca-west-1", root, make_identity(root))
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer abc", "AWS4-HMAC-SHA256 Credential=k/d/c"])

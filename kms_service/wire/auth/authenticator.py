@@ -16,12 +16,19 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from kms_service.access import Identity, make_identity
 from kms_service.domain.errors import ConfigurationError
 from kms_service.wire.auth import sigv4
 from kms_service.wire.auth.credentials import CredentialStore, is_account_id
 from kms_service.wire.auth.sigv4 import HeaderSource, is_region
 
 AUTH_MODES = ("open", "sigv4")
+#: WSGI environ key set (never from a header: those are all ``HTTP_*``) by the in-process
+#: loopback listener through which mock-kms's S3 calls its KMS on a caller's behalf.
+TRUSTED_LOOPBACK = "mock_kms.trusted_loopback"
+#: User-Agent token by which S3 names itself on those calls: ``kms:ViaService``.
+VIA_SERVICE_AGENT = "mock-kms-via-service/"
+_VIA_SERVICE = re.compile(re.escape(VIA_SERVICE_AGENT) + r"([a-z0-9.-]+)")
 
 _OPEN_CREDENTIAL = re.compile(r"Credential=([^,\s]*)")
 _OPEN_CALLER_CACHE_LIMIT = 1024
@@ -29,12 +36,13 @@ _OPEN_CALLER_CACHE_LIMIT = 1024
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated caller of one request."""
+    """The authenticated caller of one request, and the identity authorisation sees."""
 
     access_key_id: str | None
     account_id: str
     region: str
     principal_arn: str
+    identity: Identity
 
 
 class Authenticator:
@@ -111,8 +119,17 @@ class Authenticator:
                 account_id=credential.account_id,
                 region=region,
                 principal_arn=credential.principal_arn,
+                identity=credential.identity(),
             )
         return caller
+
+    def forwarded_caller(self, headers: HeaderSource) -> tuple[Caller, str | None]:
+        """The caller an AWS service (mock-kms's S3, over the trusted loopback) acts for, and
+        that service (``kms:ViaService``). The service has verified the caller already: the
+        access key id and region are read as in ``open`` mode, never checked again."""
+        agent = headers.get("User-Agent") or ""
+        match = _VIA_SERVICE.search(agent)
+        return self._open_caller(headers), (match.group(1) if match else None)
 
     def _open_caller(self, headers: HeaderSource) -> Caller:
         """Read (never check) the access key and region from ``Authorization``."""
@@ -136,14 +153,32 @@ class Authenticator:
             access_key_id = parts[0] or None
             if len(parts) == 5 and is_region(parts[2]):
                 region = parts[2]
+        # Open mode verifies nothing, but an access key id from the credentials file (when
+        # one is given) takes that profile's identity, so tests can act as several
+        # principals without signing.
+        credential = (
+            self._credentials.lookup(access_key_id)
+            if self._credentials is not None and access_key_id is not None
+            else None
+        )
+        if credential is not None:
+            return Caller(
+                access_key_id=access_key_id,
+                account_id=credential.account_id,
+                region=region,
+                principal_arn=credential.principal_arn,
+                identity=credential.identity(),
+            )
         account_id = self._default_account_id
         # As in LocalStack: a 12-digit access key id names the account, so one service can
-        # host several accounts without any configuration.
+        # host several accounts without any configuration. Anyone else is that account's root.
         if access_key_id is not None and is_account_id(access_key_id):
             account_id = access_key_id
+        root = f"arn:aws:iam::{account_id}:root"
         return Caller(
             access_key_id=access_key_id,
             account_id=account_id,
             region=region,
-            principal_arn=f"arn:aws:iam::{account_id}:root",
+            principal_arn=root,
+            identity=make_identity(root),
         )

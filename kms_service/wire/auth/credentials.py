@@ -1,7 +1,10 @@
 """The credentials file: the access keys the ``sigv4`` mode accepts, in ``~/.aws/credentials``
-format, each standing for an IAM user of an account.
+format, each standing for an identity: an IAM user (by default), an IAM role or an account's
+root user, with an optional identity-based IAM policy (docs/access-control.md, "Identities").
 
 This module only reads and validates the file; it knows nothing of requests or signatures.
+The keys it adds (``principal_arn``, ``iam_policy``, ``iam_policy_file``) are ones the AWS
+CLI ignores, so the same file still works as an AWS CLI credentials file.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kms_service.access import Identity, PolicySyntaxError, make_identity, parse_policy
+from kms_service.access.policy import Policy, check_identity_policy
 from kms_service.domain.errors import ConfigurationError
 
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
@@ -38,11 +43,22 @@ class Credential:
     secret_access_key: str = field(repr=False)
     account_id: str
     session_token: str | None = field(default=None, repr=False)
+    #: ``principal_arn`` from the file, if set (an IAM user, role or root ARN).
+    configured_principal_arn: str | None = None
+    #: The identity-based IAM policy (``iam_policy`` / ``iam_policy_file``), if any.
+    iam_policy: Policy | None = field(default=None, repr=False, compare=False)
 
     @property
     def principal_arn(self) -> str:
-        """The IAM user this profile stands for: ``arn:aws:iam::<account>:user/<profile>``."""
+        """Who this profile stands for: ``principal_arn`` if set, else the IAM user
+        ``arn:aws:iam::<account>:user/<profile>``."""
+        if self.configured_principal_arn is not None:
+            return self.configured_principal_arn
         return f"arn:aws:iam::{self.account_id}:user/{self.profile}"
+
+    def identity(self) -> Identity:
+        """The identity authorisation sees for this profile."""
+        return make_identity(self.principal_arn, self.iam_policy)
 
 
 class CredentialStore:
@@ -64,13 +80,17 @@ class CredentialStore:
         """Read an INI file in the ``~/.aws/credentials`` format.
 
         Each ``[profile]`` needs ``aws_access_key_id`` and ``aws_secret_access_key``, and may
-        have ``aws_session_token`` and ``aws_account_id`` (default ``default_account_id``).
-        Other keys (``region``...) are ignored, so a real credentials file can be used.
+        have ``aws_session_token``, ``aws_account_id`` (default: the account of
+        ``principal_arn``, else ``default_account_id``), ``principal_arn`` and one of
+        ``iam_policy`` (JSON on one line) and ``iam_policy_file`` (a path, relative to the
+        credentials file's directory). Other keys (``region``...) are ignored, so a real
+        credentials file can be used.
 
         Raises :class:`ConfigurationError` with one line naming the file and, where there is
         one, the profile: unreadable or malformed file, no profiles, a missing or malformed
-        field, an access key id used twice, or an account id that is not 12 digits. No
-        message ever quotes a secret or a token.
+        field, an access key id used twice, an account id that is not 12 digits, a
+        principal ARN that is not an IAM user, role or root ARN of the profile's account, or
+        an IAM policy that is not one. No message ever quotes a secret or a token.
         """
         if not is_account_id(default_account_id):
             raise ConfigurationError(
@@ -171,13 +191,53 @@ def _credential_from_section(
     session_token = section.get("aws_session_token") or None
     if session_token is not None and any(character.isspace() for character in session_token):
         raise ConfigurationError(f"{where}: aws_session_token contains whitespace")
-    account_id = section.get("aws_account_id") or default_account_id
+    principal_arn = section.get("principal_arn") or None
+    principal_account: str | None = None
+    if principal_arn is not None:
+        try:
+            principal_account = make_identity(principal_arn).account_id
+        except ValueError as error:
+            raise ConfigurationError(f"{where}: principal_arn {error}") from None
+    account_id = section.get("aws_account_id") or principal_account or default_account_id
     if not is_account_id(account_id):
         raise ConfigurationError(f"{where}: aws_account_id must be 12 digits, got {account_id!r}")
+    if principal_account is not None and principal_account != account_id:
+        raise ConfigurationError(
+            f"{where}: principal_arn is in account {principal_account} but aws_account_id "
+            f"is {account_id}"
+        )
     return Credential(
         profile=profile,
         access_key_id=access_key_id,
         secret_access_key=secret,
         account_id=account_id,
         session_token=session_token,
+        configured_principal_arn=principal_arn,
+        iam_policy=_iam_policy(path, where, section),
     )
+
+
+def _iam_policy(path: Path, where: str, section: configparser.SectionProxy) -> Policy | None:
+    """The profile's ``iam_policy`` or ``iam_policy_file``, parsed and checked."""
+    text = section.get("iam_policy") or None
+    policy_file = section.get("iam_policy_file") or None
+    if text is not None and policy_file is not None:
+        raise ConfigurationError(f"{where}: set iam_policy or iam_policy_file, not both")
+    source = "iam_policy"
+    if policy_file is not None:
+        policy_path = path.parent / Path(policy_file).expanduser()
+        source = f"iam_policy_file {policy_path}"
+        try:
+            text = policy_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigurationError(f"{where}: cannot read {source}: {error}") from None
+    if text is None:
+        return None
+    try:
+        policy = parse_policy(text)
+        check_identity_policy(policy)
+    except PolicySyntaxError as error:
+        raise ConfigurationError(
+            f"{where}: {source} is not an IAM policy: {error.message}"
+        ) from None
+    return policy
