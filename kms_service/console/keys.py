@@ -128,16 +128,6 @@ class MaterialView:
 
 
 @dataclass(frozen=True)
-class GrantsView:
-    """The grants section. ``supported`` is False until the service implements grants; then
-    :func:`grants_of` lists them through the ``ListGrants`` operation."""
-
-    supported: bool
-    grants: tuple[Mapping[str, Any], ...] = ()
-    note: str = ""
-
-
-@dataclass(frozen=True)
 class KeyDetail:
     key: KeyRecord
     metadata: dict[str, Any]
@@ -145,7 +135,7 @@ class KeyDetail:
     aliases: list[str]
     tags: list[tuple[str, str]]
     policy: str
-    grants: GrantsView
+    grants: tuple[Mapping[str, Any], ...]
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -171,18 +161,11 @@ def pretty_policy(policy: str) -> str:
         return policy
 
 
-def grants_of(services: Services, key: KeyRecord, scope: Any) -> GrantsView:
-    """The extension point for grants: once the service implements ``ListGrants`` (with
-    access control), the grants it lists; until then, a note saying they are not supported."""
-    list_grants = OPERATIONS.get("ListGrants")
-    if list_grants is None:
-        return GrantsView(
-            False,
-            note="Grants are not supported by this mock-kms yet: they arrive with access "
-            "control (CreateGrant and ListGrants answer UnsupportedOperationException).",
-        )
-    answer = list_grants(services, scope, {"KeyId": key.key_id}) or {}
-    return GrantsView(True, tuple(answer.get("Grants", ())))
+def grants_of(services: Services, key: KeyRecord, scope: Any) -> tuple[Mapping[str, Any], ...]:
+    """The key's grants, through the ``ListGrants`` operation (so access control applies to
+    the console's caller as to any other)."""
+    answer = OPERATIONS["ListGrants"](services, scope, {"KeyId": key.key_id}) or {}
+    return tuple(answer.get("Grants", ()))
 
 
 def key_detail(services: Services, key: KeyRecord, scope: Any) -> KeyDetail:

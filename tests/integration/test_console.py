@@ -248,7 +248,15 @@ def test_disable_enable_and_rotate_from_the_page(
     assert "current" in rows[1].text
     policy = browser.find_element(_by("ID"), "policy").text
     assert '"Version": "2012-10-17"' in policy
-    assert "not supported" in browser.find_element(_by("ID"), "grants-note").text
+    assert browser.find_element(_by("ID"), "grants-none").text == "None."
+    # A grant made through boto3 is listed on the page (through ListGrants).
+    grantee = f"arn:aws:iam::{ACCOUNT}:role/console-grantee"
+    grant_id = kms.create_grant(
+        KeyId=key_id, GranteePrincipal=grantee, Operations=["Decrypt"], Name="console-test"
+    )["GrantId"]
+    _open(browser, server, f"/console/keys/{ACCOUNT}/{REGION}/{key_id}")
+    row = browser.find_element(_by("CSS_SELECTOR"), "#grants-table tbody tr")
+    assert grant_id in row.text and grantee in row.text and "Decrypt" in row.text
     _shot(browser, artifacts, "key")
 
 

@@ -136,6 +136,8 @@ def wrong_values(member: Any) -> list[Any]:
         return ["1", True, 1.5, [], {}, [1]]
     if isinstance(member, wire_fields.AwsBoolean):
         return ["true", 1, 0, [], {}, [True]]
+    if isinstance(member, wire_fields.AwsTimestamp):
+        return ["1700000000", "2026-01-01T00:00:00Z", True, [], {}, [1]]
     if isinstance(member, wire_fields.AwsStringMap):
         return ["x", 1, [], True, {"a": 1}, {"a": ["b"]}, {"a": {"b": "c"}}, {"a": True}]
     if isinstance(member, wire_fields.AwsList):
@@ -161,6 +163,8 @@ def wrong_value_strategy(member: Any) -> st.SearchStrategy[Any]:
         return texts | st.booleans() | fractions | arrays | objects
     if isinstance(member, wire_fields.AwsBoolean):
         return texts | numbers | arrays | objects
+    if isinstance(member, wire_fields.AwsTimestamp):
+        return texts | st.booleans() | arrays | objects
     if isinstance(member, wire_fields.AwsStringMap):
         bad_values = st.dictionaries(
             texts, numbers | st.booleans() | arrays, min_size=1, max_size=3

@@ -257,8 +257,7 @@ def test_known_but_unimplemented_operation(caller: Caller, operation: str) -> No
 
 def test_unimplemented_operation_through_boto3(kms: KmsClient) -> None:
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
-        kms.create_grant(KeyId=KEY, GranteePrincipal="arn:aws:iam::111122223333:root",
-                         Operations=["Decrypt"])  # fmt: skip
+        kms.get_key_last_usage(KeyId=KEY)
 
 
 # --- body cap ------------------------------------------------------------------------------
