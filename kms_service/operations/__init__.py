@@ -13,6 +13,7 @@ from typing import Any
 from kms_service.operations import (
     aliases,
     crypto,
+    custom_key_stores,
     data_key_pairs,
     key_agreement,
     keys,
@@ -64,6 +65,13 @@ OPERATIONS: dict[str, Operation] = {
     "DeriveSharedSecret": key_agreement.derive_shared_secret,
     "GenerateDataKeyPair": data_key_pairs.generate_data_key_pair,
     "GenerateDataKeyPairWithoutPlaintext": data_key_pairs.generate_data_key_pair_without_plaintext,
+    # --- custom key stores (docs/custom-key-stores.md)
+    "CreateCustomKeyStore": custom_key_stores.create_custom_key_store,
+    "DescribeCustomKeyStores": custom_key_stores.describe_custom_key_stores,
+    "ConnectCustomKeyStore": custom_key_stores.connect_custom_key_store,
+    "DisconnectCustomKeyStore": custom_key_stores.disconnect_custom_key_store,
+    "UpdateCustomKeyStore": custom_key_stores.update_custom_key_store,
+    "DeleteCustomKeyStore": custom_key_stores.delete_custom_key_store,
 }
 
 #: Operations of the AWS KMS API that mock-kms knows but does not implement (yet): answered
@@ -71,13 +79,8 @@ OPERATIONS: dict[str, Operation] = {
 #: get a clear, modeled error.
 KNOWN_UNIMPLEMENTED = frozenset(
     {
-        "ConnectCustomKeyStore",
-        "CreateCustomKeyStore",
         "CreateGrant",
-        "DeleteCustomKeyStore",
         "DeleteImportedKeyMaterial",
-        "DescribeCustomKeyStores",
-        "DisconnectCustomKeyStore",
         "GetKeyLastUsage",
         "GetParametersForImport",
         "ImportKeyMaterial",
@@ -86,7 +89,6 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "ReplicateKey",
         "RetireGrant",
         "RevokeGrant",
-        "UpdateCustomKeyStore",
         "UpdatePrimaryRegion",
         "Encapsulate",
         "Decapsulate",

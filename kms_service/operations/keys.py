@@ -12,6 +12,7 @@ from kms_service.domain.errors import (
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY, create_key_record
+from kms_service.operations.custom_key_stores import cluster_of, key_store_for_new_key
 from kms_service.operations.key_kinds import (
     ALLOWED_USAGES,
     COMMERCIAL_CUSTOMER_MASTER_KEY_SPECS,
@@ -74,18 +75,20 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
     """CreateKey for every key spec AWS offers in its commercial Regions that the default
     backend declares; the others are refused with AWS-shaped errors."""
     key_spec, key_usage = _key_spec_and_usage(request)
-    origin = request.get("Origin", "AWS_KMS")
-    if origin != "AWS_KMS":
+    # --- custom key stores (docs/custom-key-stores.md): CustomKeyStoreId/Origin=AWS_CLOUDHSM
+    in_key_store = key_store_for_new_key(services, scope, request, key_spec)
+    backend_name, origin = in_key_store or (services.default_backend, "AWS_KMS")
+    # --- end of custom key stores
+    if request.get("Origin", "AWS_KMS") not in ("AWS_KMS", origin):
         raise UnsupportedOperationException(
-            f"Origin {origin} is not supported by mock-kms; only AWS_KMS keys are available."
+            f"Origin {request['Origin']} is not supported by mock-kms; only AWS_KMS keys"
+            " (and AWS_CLOUDHSM keys in custom key stores) are available."
         )
-    if request.get("CustomKeyStoreId") or request.get("XksKeyId"):
-        raise UnsupportedOperationException("Custom key stores are not supported by mock-kms.")
     policy = request.get("Policy")
     if policy is not None:
         check_policy(policy)
     tags = check_new_tags(request.get("Tags") or [], existing=())
-    require_backend_spec(services.backend(services.default_backend), key_spec)
+    require_backend_spec(services.backend(backend_name), key_spec)
     key = create_key_record(
         services,
         scope,
@@ -95,14 +98,16 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         multi_region=bool(request.get("MultiRegion", False)),
         key_spec=key_spec,
         key_usage=key_usage,
+        backend_name=backend_name,
+        origin=origin,
     )
-    return {"KeyMetadata": key_metadata(key)}
+    return {"KeyMetadata": key_metadata(key, cluster_of(services, key))}
 
 
 def describe_key(services: Services, scope: RequestScope, request: Request) -> Response:
     """DescribeKey: works in every key state; accepts aliases."""
     key = resolve_key(services, scope, request["KeyId"], allow_alias=True)
-    return {"KeyMetadata": key_metadata(key)}
+    return {"KeyMetadata": key_metadata(key, cluster_of(services, key))}
 
 
 def list_keys(services: Services, scope: RequestScope, request: Request) -> Response:

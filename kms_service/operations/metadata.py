@@ -11,14 +11,15 @@ from kms_service.operations.key_kinds import (
 )
 from kms_service.store import KeyRecord
 
-#: Keys on a non-default key store say so the way AWS keys in a custom key store do.
+#: Keys on the PKCS#11 backend live in the default custom key store (docs/custom-key-stores.md).
 PKCS11_KEY_STORE_ID = "cks-mock-kms-pkcs11"
 
 
-def key_metadata(key: KeyRecord) -> dict[str, Any]:
+def key_metadata(key: KeyRecord, cluster_id: str | None = None) -> dict[str, Any]:
     """Every field AWS returns for a key of its kind, and none that it leaves out: one
     algorithm list chosen by key usage, and CurrentKeyMaterialId only for symmetric
-    encryption keys (see docs/key-types.md)."""
+    encryption keys (see docs/key-types.md). A key in a custom key store shows its
+    ``CustomKeyStoreId`` and, when given, ``cluster_id`` as ``CloudHsmClusterId``."""
     metadata: dict[str, Any] = {
         "AWSAccountId": key.account_id,
         "KeyId": key.key_id,
@@ -44,6 +45,10 @@ def key_metadata(key: KeyRecord) -> dict[str, Any]:
         metadata["CurrentKeyMaterialId"] = key.current_material_id
     if key.backend == "pkcs11":
         metadata["CustomKeyStoreId"] = PKCS11_KEY_STORE_ID
+    elif key.backend.startswith("cks-"):
+        metadata["CustomKeyStoreId"] = key.backend
+    if cluster_id is not None and "CustomKeyStoreId" in metadata:
+        metadata["CloudHsmClusterId"] = cluster_id
     if key.multi_region:
         metadata["MultiRegionConfiguration"] = {
             "MultiRegionKeyType": "PRIMARY",

@@ -3,9 +3,17 @@
 from kms_service.store.sqlite import (
     AliasRecord,
     KeyRecord,
+    KeyStoreRecord,
     MaterialRecord,
     MetadataStore,
     StoreError,
 )
 
-__all__ = ["AliasRecord", "KeyRecord", "MaterialRecord", "MetadataStore", "StoreError"]
+__all__ = [
+    "AliasRecord",
+    "KeyRecord",
+    "KeyStoreRecord",
+    "MaterialRecord",
+    "MetadataStore",
+    "StoreError",
+]

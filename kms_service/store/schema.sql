@@ -67,3 +67,28 @@ CREATE TABLE IF NOT EXISTS service_settings (
     name   TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+
+-- === Schema version 3: custom key stores (docs/custom-key-stores.md) =====================
+-- One row per AWS CloudHSM-style key store. The default store (cks-mock-kms-pkcs11, the
+-- PKCS11_* token) has account_id = region = '' and is shown in every account and region.
+-- The KeyStorePassword is kept only wrapped under the root key (AES-256-GCM, associated data
+-- "mock-kms:custom-key-store-password:<store id>"), never in clear. Keys name their store in
+-- keys.backend ('pkcs11' for the default store, the store id for the others).
+CREATE TABLE IF NOT EXISTS custom_key_stores (
+    store_id            TEXT    PRIMARY KEY,
+    account_id          TEXT    NOT NULL,
+    region              TEXT    NOT NULL,
+    name                TEXT    NOT NULL,
+    store_type          TEXT    NOT NULL,
+    cluster_id          TEXT    NOT NULL,
+    trust_anchor        TEXT    NOT NULL,
+    password_nonce      BLOB,
+    password_wrapped    BLOB,
+    connection_state    TEXT    NOT NULL,
+    connection_error    TEXT,
+    connection_epoch    INTEGER NOT NULL DEFAULT 0,
+    creation_date       REAL    NOT NULL,
+    UNIQUE (account_id, region, name)
+);
+CREATE INDEX IF NOT EXISTS keys_by_backend ON keys (backend);
+-- === end of schema version 3 ==============================================================
