@@ -396,7 +396,10 @@ def key_store_for_new_key(
     if store_id is None and origin != _CLOUDHSM:
         return None
     if store_id is None:
-        raise ValidationException("CustomKeyStoreId is required when Origin is AWS_CLOUDHSM.")
+        raise UnsupportedOperationException(
+            "Origin AWS_CLOUDHSM needs a CustomKeyStoreId: the ID of the AWS CloudHSM key"
+            " store to create the KMS key in."
+        )
     if origin != _CLOUDHSM:
         raise ValidationException(
             f"Origin must be {_CLOUDHSM} to create a KMS key in the AWS CloudHSM key store"
