@@ -90,5 +90,4 @@ CREATE TABLE IF NOT EXISTS custom_key_stores (
     creation_date       REAL    NOT NULL,
     UNIQUE (account_id, region, name)
 );
-CREATE INDEX IF NOT EXISTS keys_by_backend ON keys (backend);
 -- === end of schema version 3 ==============================================================

@@ -25,9 +25,8 @@ DATABASE_FILE = "mock-kms.sqlite3"
 #: 2 added ``service_settings`` (the movable clock, fault injection). schema.sql only uses
 #: ``CREATE ... IF NOT EXISTS``, so running it migrates any older database in place.
 # --- schema version 3: custom key stores (docs/custom-key-stores.md) -----------------------
-#: 3 added ``custom_key_stores`` and an index of keys by backend; both are ``IF NOT EXISTS``
-#: statements of schema.sql, so the step is running it again (no column of an older table
-#: changes).
+#: 3 added ``custom_key_stores``, a ``CREATE TABLE IF NOT EXISTS`` of schema.sql, so the step
+#: is running it again (no column of an older table changes).
 SCHEMA_VERSION = 3
 # --- end of schema version 3 -----------------------------------------------------------------
 #: Rows one thread may keep between database changes (see ``MetadataStore._read_cache``).

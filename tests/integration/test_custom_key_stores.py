@@ -19,6 +19,7 @@ import pytest
 from backends.softhsm import SoftHsmToken, init_softhsm_token
 from tests.conftest import require_in_ci
 from tests.integration.test_aws_cli import AwsCli
+from tests.support.admin import DEV, admin
 from tests.support.kms_ops import KmsClient, account_client, expect_error, key_arn
 from tests.support.server import RunningServer, start_server
 from tests.support.softhsm import MISSING_REASON, create_softhsm_token, softhsm_available
@@ -61,6 +62,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     }
     clusters = {cluster: token.label for cluster, token in tokens.items()}
     env["MOCK_KMS_PKCS11_CLUSTERS"] = json.dumps(clusters)
+    env.update(DEV)  # the movable clock, for the deletion test (the last one of the file)
     server = start_server(base / "data", workers=2, env=env)
     try:
         yield Deployment(server, tokens)
@@ -530,6 +532,17 @@ def test_key_refusals(kms: KmsClient, deployment: Deployment) -> None:
     ):
         kms.generate_random(NumberOfBytes=8, CustomKeyStoreId="cks-00000000000000000")
     assert kms.list_keys()["Keys"] == []
+    key_id = kms.create_key(CustomKeyStoreId=store_id, Origin="AWS_CLOUDHSM")["KeyMetadata"][
+        "KeyId"
+    ]
+    # AWS does not rotate keys in custom key stores (message-less, as for asymmetric keys).
+    for rotation in (
+        lambda: kms.enable_key_rotation(KeyId=key_id),
+        lambda: kms.rotate_key_on_demand(KeyId=key_id),
+        lambda: kms.get_key_rotation_status(KeyId=key_id),
+    ):
+        with expect_error("UnsupportedOperationException", ""):
+            rotation()
     with expect_error(
         "UnsupportedOperationException",
         f"{DEFAULT_STORE} is the default key store of this mock-kms, configured by"
@@ -604,4 +617,29 @@ def test_every_operation_with_the_aws_cli(deployment: Deployment, tmp_path: Path
     assert sorted(entry["CustomKeyStoreName"] for entry in listed) == [
         "cli-renamed",
         "mock-kms-pkcs11",
+    ]
+
+
+# --- Deleting the keys, then the store (moves the module server's clock: keep it last) ---------
+
+
+def test_store_deleted_once_its_keys_are_gone(kms: KmsClient, deployment: Deployment) -> None:
+    store_id = connected_store(kms, deployment, CLUSTER_B)
+    token = deployment.tokens[CLUSTER_B]
+    before = token_objects(token)
+    key_id = kms.create_key(CustomKeyStoreId=store_id, Origin="AWS_CLOUDHSM")["KeyMetadata"][
+        "KeyId"
+    ]
+    assert len(token_objects(token) - before) == 1
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    status, _ = admin(deployment.server, "POST", "/clock/advance", {"duration": "8d"})
+    assert status == 200
+    with expect_error("NotFoundException"):
+        kms.describe_key(KeyId=key_id)
+    # The material is destroyed in the store's token, not left behind.
+    assert token_objects(token) == before
+    kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
+    kms.delete_custom_key_store(CustomKeyStoreId=store_id)
+    assert [e["CustomKeyStoreId"] for e in kms.describe_custom_key_stores()["CustomKeyStores"]] == [
+        DEFAULT_STORE
     ]
