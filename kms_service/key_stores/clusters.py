@@ -48,7 +48,7 @@ def load_clusters(settings: Settings) -> dict[str, ClusterToken]:
     if not text:
         return {}
     source = "MOCK_KMS_PKCS11_CLUSTERS"
-    if not text.startswith("{"):
+    if not text.startswith(("{", "[")):
         path = Path(text)
         source = str(path)
         try:

@@ -114,6 +114,9 @@ class KeyStoreBackends:
         record = self._store.get_key_store(store_id)
         if record is None or record.connection_state == CONNECTED:
             return key
+        if store_id in self._open:
+            # Disconnected (or FAILED) elsewhere: this worker closes its session too.
+            self.drop(store_id)
         return replace(key, state=KeyState.UNAVAILABLE)
 
     def backend(self, store_id: str) -> KeyBackend:
