@@ -23,6 +23,18 @@ from typing import Protocol, runtime_checkable
 #: One byte in every ciphertext blob names the backend that holds its key material, so a blob
 #: is never handed to the wrong backend.
 BACKEND_CODES: dict[str, int] = {"software": 1, "pkcs11": 2}
+#: Keys in custom key stores name their store (``cks-`` + id) as their backend; their blobs
+#: carry the pkcs11 code, and the key id in the blob leads to the key, whose record names the
+#: store (docs/custom-key-stores.md), so blobs made before key stores existed stay valid.
+CUSTOM_KEY_STORE_PREFIX = "cks-"
+
+
+def backend_code(backend_name: str) -> int | None:
+    """The blob code of the backend ``backend_name`` (a key's ``backend``), or None."""
+    if backend_name.startswith(CUSTOM_KEY_STORE_PREFIX):
+        return BACKEND_CODES["pkcs11"]
+    return BACKEND_CODES.get(backend_name)
+
 
 NONCE_SIZE = 12
 TAG_SIZE = 16

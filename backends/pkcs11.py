@@ -118,7 +118,17 @@ _KeyObject = Any
 
 
 class Pkcs11ConfigError(Exception):
-    """The module, token or PIN configuration is wrong; the message is one actionable line."""
+    """The module, token or PIN configuration is wrong; the message is one actionable line.
+
+    ``reason`` says which part failed, for callers that report it in other words (custom key
+    stores' ``ConnectionErrorCode``, docs/custom-key-stores.md): ``module`` (cannot be loaded,
+    initialised or asked for its tokens, crashed or timed out), ``token`` (no single token
+    with the label), ``pin`` (PIN refused), ``pin_locked``, or ``other``.
+    """
+
+    def __init__(self, message: str, reason: str = "other") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # --- Process-local state -------------------------------------------------------------------
@@ -245,7 +255,8 @@ class Pkcs11Backend:
         if "/" in module and not Path(module).is_file():
             raise Pkcs11ConfigError(
                 f"PKCS#11 module {module} does not exist: fix PKCS11_MODULE or install the "
-                "module (for SoftHSM: apt-get install softhsm2)"
+                "module (for SoftHSM: apt-get install softhsm2)",
+                "module",
             )
         if not token_label:
             raise Pkcs11ConfigError("no PKCS#11 token label given: set PKCS11_TOKEN_LABEL")
@@ -864,12 +875,14 @@ def _check_in_child(module: str, token_label: str, pin: str, lock_dir: Path) -> 
     except subprocess.TimeoutExpired:
         raise Pkcs11ConfigError(
             f"PKCS#11 module {module} did not answer within {CHECK_TIMEOUT_SECONDS:g} s while"
-            f" opening token {token_label!r}"
+            f" opening token {token_label!r}",
+            "module",
         ) from None
     if result.returncode < 0:
         raise Pkcs11ConfigError(
             f"PKCS#11 module {module} crashed (signal {-result.returncode}) while opening token"
-            f" {token_label!r}"
+            f" {token_label!r}",
+            "module",
         )
     try:
         answer = json.loads(result.stdout.strip().splitlines()[-1])
@@ -880,7 +893,9 @@ def _check_in_child(module: str, token_label: str, pin: str, lock_dir: Path) -> 
             f"checking PKCS#11 token {token_label!r} in {module} failed: {detail}"
         ) from None
     if not answer.get("ok"):
-        raise Pkcs11ConfigError(str(answer.get("error", "unknown error")))
+        raise Pkcs11ConfigError(
+            str(answer.get("error", "unknown error")), str(answer.get("reason", "other"))
+        )
     return TokenFeatures.from_json(answer["features"])
 
 
@@ -897,7 +912,7 @@ def _check_main() -> None:
             probe=probed.append,
         )
     except Pkcs11ConfigError as exc:
-        print(json.dumps({"ok": False, "error": str(exc)}))
+        print(json.dumps({"ok": False, "error": str(exc), "reason": exc.reason}))
         return
     print(json.dumps({"ok": True, "token_serial": serial, "features": probed[0].to_json()}))
 
@@ -934,18 +949,19 @@ def _check_token_locked(
         text = " ".join(str(exc).split())
         if "loading" in text:
             raise Pkcs11ConfigError(
-                f"PKCS#11 module {module} cannot be loaded ({text}): check PKCS11_MODULE"
+                f"PKCS#11 module {module} cannot be loaded ({text}): check PKCS11_MODULE",
+                "module",
             ) from None
         conf = os.environ.get("SOFTHSM2_CONF")
         hint = f"; check SOFTHSM2_CONF={conf}" if conf else ""
         raise Pkcs11ConfigError(
-            f"PKCS#11 module {module} failed to initialise ({_describe(exc)}){hint}"
+            f"PKCS#11 module {module} failed to initialise ({_describe(exc)}){hint}", "module"
         ) from None
     try:
         tokens = list(lib.get_tokens())
     except pkcs11.PKCS11Error as exc:
         raise Pkcs11ConfigError(
-            f"PKCS#11 module {module} cannot list its tokens ({_describe(exc)})"
+            f"PKCS#11 module {module} cannot list its tokens ({_describe(exc)})", "module"
         ) from None
     matching = [token for token in tokens if token.label == token_label]
     if not matching:
@@ -956,12 +972,14 @@ def _check_token_locked(
             where += f" with SOFTHSM2_CONF={os.environ.get('SOFTHSM2_CONF') or '(unset)'}"
         raise Pkcs11ConfigError(
             f"no PKCS#11 token labelled {token_label!r} in {where} (tokens present: {present}):"
-            " fix PKCS11_TOKEN_LABEL, or create one with `mock-kms softhsm-init`"
+            " fix PKCS11_TOKEN_LABEL, or create one with `mock-kms softhsm-init`",
+            "token",
         )
     if len(matching) > 1:
         raise Pkcs11ConfigError(
             f"{len(matching)} PKCS#11 tokens are labelled {token_label!r} in {module}:"
-            " give each token a unique label"
+            " give each token a unique label",
+            "token",
         )
     token = matching[0]
     if Mechanism.AES_GCM not in token.slot.get_mechanisms():
@@ -973,16 +991,19 @@ def _check_token_locked(
     except pkcs11.PinIncorrect:
         raise Pkcs11ConfigError(
             f"the PIN for PKCS#11 token {token_label!r} is incorrect:"
-            " fix PKCS11_PIN or PKCS11_PIN_FILE"
+            " fix PKCS11_PIN or PKCS11_PIN_FILE",
+            "pin",
         ) from None
     except pkcs11.PinLocked:
         raise Pkcs11ConfigError(
-            f"the user PIN of PKCS#11 token {token_label!r} is locked: unlock it with the SO PIN"
+            f"the user PIN of PKCS#11 token {token_label!r} is locked: unlock it with the SO PIN",
+            "pin_locked",
         ) from None
     except _PIN_FAILURES as exc:
         raise Pkcs11ConfigError(
             f"PKCS#11 token {token_label!r} refused the PIN ({_describe(exc)}):"
-            " fix PKCS11_PIN or PKCS11_PIN_FILE"
+            " fix PKCS11_PIN or PKCS11_PIN_FILE",
+            "pin",
         ) from None
     except pkcs11.PKCS11Error as exc:
         raise Pkcs11ConfigError(

@@ -13,8 +13,6 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from kms_service.serving.app import create_app
-
 from kms_service.access import Identity, make_identity
 from kms_service.access.request import AccessScope
 from kms_service.operations.authorization import (
@@ -24,6 +22,7 @@ from kms_service.operations.authorization import (
 )
 from kms_service.operations.context import RequestScope
 from kms_service.operations.creation import create_key_record
+from kms_service.serving.app import create_app
 from kms_service.settings import Settings
 from kms_service.store import KeyRecord
 

@@ -9,6 +9,9 @@ from backends.base import KeyBackend
 from backends.software import SoftwareBackend
 from kms_service.domain.clock import Clock
 from kms_service.domain.errors import ConfigurationError
+from kms_service.key_stores.clusters import load_clusters
+from kms_service.key_stores.default_store import ensure_default_key_store
+from kms_service.key_stores.registry import KeyStoreBackends
 from kms_service.operations import Services
 from kms_service.operations.material import destroy_pending_material
 from kms_service.settings import Settings
@@ -55,6 +58,22 @@ def open_pkcs11(settings: Settings) -> KeyBackend:
     return backend
 
 
+def open_key_stores(settings: Settings, store: MetadataStore) -> KeyStoreBackends:
+    """This process's access to the custom key stores (docs/custom-key-stores.md): nothing is
+    opened until a request uses a store. Raises :class:`ConfigurationError`."""
+    try:
+        root_key = load_root_key(settings.data_dir, settings.root_key, create=True)
+    except RootKeyError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return KeyStoreBackends(
+        store,
+        load_clusters(settings),
+        root_key,
+        settings.data_dir,
+        default_store=settings.backend == "pkcs11",
+    )
+
+
 def build_services(settings: Settings) -> Services:
     """Open the store and the backends for this process. Raises :class:`ConfigurationError`."""
     settings.validate()
@@ -64,12 +83,15 @@ def build_services(settings: Settings) -> Services:
         store.initialise()
     except StoreError as exc:
         raise ConfigurationError(str(exc)) from None
+    clock = Clock(settings.clock_offset_seconds)
     services = Services(
         settings=settings,
         store=store,
         backends=open_backends(settings),
-        clock=Clock(settings.clock_offset_seconds),
+        clock=clock,
+        key_stores=open_key_stores(settings, store),
     )
+    ensure_default_key_store(store, settings, clock.now(), at_start=False)
     destroy_pending_material(services)
     return services
 

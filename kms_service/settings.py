@@ -56,6 +56,9 @@ class Settings:
     pkcs11_token_label: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
     pkcs11_pin_file: Path | None = None
+    #: Custom key stores (docs/custom-key-stores.md): which PKCS#11 token each
+    #: CloudHsmClusterId names, as JSON or the path of a JSON file.
+    pkcs11_clusters: str | None = None
     #: The S3 endpoint beside the KMS (``--no-s3`` turns it off).
     no_s3: bool = False
     #: The KMS the S3 side calls; None means this server itself.
@@ -119,6 +122,7 @@ class Settings:
             "pkcs11_token_label": pick("pkcs11_token_label", "PKCS11_TOKEN_LABEL"),
             "pkcs11_pin": pick("pkcs11_pin", "PKCS11_PIN"),
             "pkcs11_pin_file": pick("pkcs11_pin_file", "PKCS11_PIN_FILE"),
+            "pkcs11_clusters": pick("pkcs11_clusters", "MOCK_KMS_PKCS11_CLUSTERS"),
             "no_s3": pick("no_s3", "MOCK_KMS_NO_S3"),
             "s3_kms_endpoint": pick("s3_kms_endpoint", "MOCK_KMS_S3_KMS_ENDPOINT"),
             "tls": pick("tls", "MOCK_KMS_TLS"),

@@ -191,5 +191,33 @@ class DependencyTimeoutException(KmsError):
     status = 500
 
 
+# --- custom key stores (docs/custom-key-stores.md) -------------------------------------------
+class CustomKeyStoreNotFoundException(KmsError):
+    pass
+
+
+class CustomKeyStoreNameInUseException(KmsError):
+    pass
+
+
+class CustomKeyStoreInvalidStateException(KmsError):
+    pass
+
+
+class CustomKeyStoreHasCMKsException(KmsError):
+    pass
+
+
+class CloudHsmClusterNotFoundException(KmsError):
+    pass
+
+
+class CloudHsmClusterInUseException(KmsError):
+    pass
+
+
+# --- end of custom key stores ----------------------------------------------------------------
+
+
 class ConfigurationError(Exception):
     """Bad service configuration, found at startup; its message is one actionable line."""

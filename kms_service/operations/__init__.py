@@ -13,6 +13,7 @@ from typing import Any
 from kms_service.operations import (
     aliases,
     crypto,
+    custom_key_stores,
     data_key_pairs,
     grants,
     importing,
@@ -77,6 +78,13 @@ OPERATIONS: dict[str, Operation] = {
     "ListRetirableGrants": grants.list_retirable_grants,
     "RetireGrant": grants.retire_grant,
     "RevokeGrant": grants.revoke_grant,
+    # --- custom key stores (docs/custom-key-stores.md)
+    "CreateCustomKeyStore": custom_key_stores.create_custom_key_store,
+    "DescribeCustomKeyStores": custom_key_stores.describe_custom_key_stores,
+    "ConnectCustomKeyStore": custom_key_stores.connect_custom_key_store,
+    "DisconnectCustomKeyStore": custom_key_stores.disconnect_custom_key_store,
+    "UpdateCustomKeyStore": custom_key_stores.update_custom_key_store,
+    "DeleteCustomKeyStore": custom_key_stores.delete_custom_key_store,
 }
 
 #: Operations of the AWS KMS API that mock-kms knows but does not implement (yet): answered
@@ -84,13 +92,7 @@ OPERATIONS: dict[str, Operation] = {
 #: get a clear, modeled error.
 KNOWN_UNIMPLEMENTED = frozenset(
     {
-        "ConnectCustomKeyStore",
-        "CreateCustomKeyStore",
-        "DeleteCustomKeyStore",
-        "DescribeCustomKeyStores",
-        "DisconnectCustomKeyStore",
         "GetKeyLastUsage",
-        "UpdateCustomKeyStore",
         "Encapsulate",
         "Decapsulate",
     }

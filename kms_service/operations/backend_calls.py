@@ -16,7 +16,12 @@ from backends.base import (
     MaterialNotFoundError,
     UnsupportedMechanismError,
 )
-from kms_service.domain.errors import KeyUnavailableException, UnsupportedOperationException
+from kms_service.domain.errors import (
+    KeyUnavailableException,
+    KmsError,
+    KMSInvalidStateException,
+    UnsupportedOperationException,
+)
 from kms_service.operations.context import Services
 from kms_service.store import KeyRecord
 
@@ -33,6 +38,15 @@ def current_material(key: KeyRecord) -> str:
     return key.current_material_id
 
 
+def unavailable(key: KeyRecord) -> KmsError:
+    """The error for a key whose backend cannot serve: a key in a custom key store is
+    Unavailable, which AWS answers with KMSInvalidStateException (docs/custom-key-stores.md);
+    others get KeyUnavailableException."""
+    if key.backend.startswith("cks-"):
+        return KMSInvalidStateException(f"{key.arn} is unavailable.")
+    return KeyUnavailableException(f"{key.arn} is unavailable.")
+
+
 def call_backend(key: KeyRecord, backend: KeyBackend, call: Callable[[], T]) -> T:
     """Run ``call`` (a backend operation for ``key``), mapping an unavailable backend or lost
     material to :class:`KeyUnavailableException` and an undeclared mechanism to
@@ -41,7 +55,7 @@ def call_backend(key: KeyRecord, backend: KeyBackend, call: Callable[[], T]) -> 
     try:
         return call()
     except (BackendUnavailableError, MaterialNotFoundError):
-        raise KeyUnavailableException(f"{key.arn} is unavailable.") from None
+        raise unavailable(key) from None
     except UnsupportedMechanismError:
         raise UnsupportedOperationException(
             f"{key.key_spec} is not supported by the {backend.name} key store of this mock-kms."

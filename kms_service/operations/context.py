@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from backends.base import BackendUnavailableError, KeyBackend
 from kms_service.access.request import AccessScope
 from kms_service.domain.clock import Clock
 from kms_service.domain.errors import KeyUnavailableException
 from kms_service.settings import Settings
-from kms_service.store import MetadataStore
+from kms_service.store import KeyRecord, MetadataStore
+
+
+class KeyStoreAccess(Protocol):
+    """The custom key stores as operations see them (kms_service.key_stores.registry;
+    docs/custom-key-stores.md)."""
+
+    def backend(self, store_id: str) -> KeyBackend:
+        """This process's backend on a connected store's token."""
+        ...
+
+    def effective(self, key: KeyRecord) -> KeyRecord:
+        """``key``, Unavailable while its key store is not connected."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,8 @@ class Services:
     store: MetadataStore
     backends: dict[str, KeyBackend]
     clock: Clock
+    #: Custom key stores (docs/custom-key-stores.md); None in processes built without them.
+    key_stores: KeyStoreAccess | None = None
 
     @property
     def default_backend(self) -> str:
@@ -54,6 +72,8 @@ class Services:
         (a key created on the PKCS#11 backend, served by a software-only process).
         """
         backend = self.backends.get(name)
+        if backend is None and self.key_stores is not None and name.startswith("cks-"):
+            return self.key_stores.backend(name)
         if backend is None:
             raise KeyUnavailableException(
                 f"The key's {name} key store is not configured in this mock-kms process."
@@ -70,4 +90,6 @@ class Services:
     def close(self) -> None:
         for backend in self.backends.values():
             backend.close()
+        if self.key_stores is not None:
+            self.key_stores.close()
         self.store.close()

@@ -51,17 +51,20 @@ def create_key_record(
     alias_name: str | None = None,
     key_spec: str = "SYMMETRIC_DEFAULT",
     key_usage: str = "ENCRYPT_DECRYPT",
+    backend_name: str | None = None,
     origin: str = "AWS_KMS",
 ) -> KeyRecord:
     """Create a key of ``key_spec`` and ``key_usage`` (already checked against each other
-    and against the backend's capabilities) with fresh material on the default backend.
-    An ``EXTERNAL`` key gets no material and starts in PendingImport (docs/key-import.md).
+    and against the backend's capabilities) with fresh material on ``backend_name`` (default:
+    the default backend; a custom key store id for keys in a key store, with ``origin``
+    ``AWS_CLOUDHSM``, docs/custom-key-stores.md). An ``EXTERNAL`` key gets no material and
+    starts in PendingImport (docs/key-import.md).
 
     Joins the caller's transaction if there is one. AWS managed keys (``key_manager="AWS"``)
     rotate yearly, as on AWS.
     """
     now = services.clock.now()
-    backend_name = services.default_backend
+    backend_name = backend_name or services.default_backend
     external = origin == "EXTERNAL"
     material_id = None if external else new_material(services, backend_name, key_spec)
     aws_managed = key_manager == "AWS"

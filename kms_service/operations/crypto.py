@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from backends.base import (
-    BACKEND_CODES,
     NONCE_SIZE,
     BackendUnavailableError,
     DecryptionFailedError,
     MaterialNotFoundError,
+    backend_code,
 )
 from kms_service.access.actions import REENCRYPT_FROM, REENCRYPT_TO
 from kms_service.domain.ciphertext import (
@@ -44,7 +44,9 @@ from kms_service.operations.asymmetric_crypto import (
     rsa_decrypt,
     rsa_encrypt,
 )
+from kms_service.operations.backend_calls import unavailable
 from kms_service.operations.context import RequestScope, Services
+from kms_service.operations.custom_key_stores import random_from_store
 from kms_service.operations.resolve import KEY_ID_PATTERN, require_state, resolve_key
 from kms_service.store import KeyRecord
 
@@ -112,13 +114,16 @@ def seal(
     material_id = key.current_material_id
     if material_id is None:
         raise KeyUnavailableException(f"{key.arn} has no key material.")
-    header = encode_header(BACKEND_CODES[key.backend], key.key_id, material_id)
+    code = backend_code(key.backend)
+    if code is None:
+        raise unavailable(key)
+    header = encode_header(code, key.key_id, material_id)
     nonce = os.urandom(NONCE_SIZE)
     backend = services.backend(key.backend)
     try:
         sealed = backend.encrypt(material_id, nonce, plaintext, associated_data(header, context))
     except (BackendUnavailableError, MaterialNotFoundError):
-        raise KeyUnavailableException(f"{key.arn} is unavailable.") from None
+        raise unavailable(key) from None
     return encode_blob(header, nonce, sealed)
 
 
@@ -158,7 +163,7 @@ def unseal(
             # The blob names a key this account and region do not have: a bad blob.
             raise InvalidCiphertextException() from None
     require_usable(key, operation, algorithm)
-    if parsed.backend_code != BACKEND_CODES.get(key.backend) or not (
+    if parsed.backend_code != backend_code(key.backend) or not (
         services.store.key_owns_material(key, parsed.material_id)
     ):
         raise InvalidCiphertextException()
@@ -173,7 +178,7 @@ def unseal(
     except (DecryptionFailedError, MaterialNotFoundError):
         raise InvalidCiphertextException() from None
     except BackendUnavailableError:
-        raise KeyUnavailableException(f"{key.arn} is unavailable.") from None
+        raise unavailable(key) from None
     return key, parsed.material_id, plaintext
 
 
@@ -357,7 +362,7 @@ def _generate_data_key(
     try:
         data_key = services.backend(key.backend).generate_random(size)
     except BackendUnavailableError:
-        raise KeyUnavailableException(f"{key.arn} is unavailable.") from None
+        raise unavailable(key) from None
     return key, data_key, seal(services, key, data_key, request.get("EncryptionContext"))
 
 
@@ -385,5 +390,7 @@ def generate_random(services: Services, scope: RequestScope, request: Request) -
     if size is None:
         raise ValidationException("NumberOfBytes is required.")
     if request.get("CustomKeyStoreId") is not None:
-        raise UnsupportedOperationException("Custom key stores are not supported by mock-kms.")
+        # Custom key stores (docs/custom-key-stores.md): random bytes from the store's token.
+        store_id = str(request["CustomKeyStoreId"])
+        return {"Plaintext": random_from_store(services, scope, store_id, int(size))}
     return {"Plaintext": services.random_bytes(int(size))}

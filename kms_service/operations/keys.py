@@ -12,6 +12,7 @@ from kms_service.domain.errors import (
 from kms_service.domain.key_states import KeyState
 from kms_service.operations.context import RequestScope, Services
 from kms_service.operations.creation import SECONDS_PER_DAY, create_key_record
+from kms_service.operations.custom_key_stores import cluster_of, key_store_for_new_key
 from kms_service.operations.imported import material_complete
 from kms_service.operations.key_kinds import (
     ALLOWED_USAGES,
@@ -75,14 +76,21 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
     """CreateKey for every key spec AWS offers in its commercial Regions that the default
     backend declares; the others are refused with AWS-shaped errors."""
     key_spec, key_usage = _key_spec_and_usage(request)
-    origin = request.get("Origin", "AWS_KMS")
-    if origin not in ("AWS_KMS", "EXTERNAL"):
+    requested_origin = request.get("Origin", "AWS_KMS")
+    # --- custom key stores (docs/custom-key-stores.md): CustomKeyStoreId/Origin=AWS_CLOUDHSM
+    in_key_store = key_store_for_new_key(services, scope, request, key_spec)
+    # --- end of custom key stores
+    if in_key_store is not None:
+        backend_name, origin = in_key_store
+        allowed: tuple[str, ...] = ("AWS_KMS", origin)
+    else:
+        backend_name, origin = services.default_backend, requested_origin
+        allowed = ("AWS_KMS", "EXTERNAL")
+    if requested_origin not in allowed:
         raise UnsupportedOperationException(
-            f"Origin {origin} is not supported by mock-kms; only AWS_KMS and EXTERNAL keys "
-            "are available."
+            f"Origin {requested_origin} is not supported by mock-kms; only AWS_KMS and EXTERNAL"
+            " keys (and AWS_CLOUDHSM keys in custom key stores) are available."
         )
-    if request.get("CustomKeyStoreId") or request.get("XksKeyId"):
-        raise UnsupportedOperationException("Custom key stores are not supported by mock-kms.")
     policy = request.get("Policy")
     if policy is not None:
         # The key's ARN is not known yet; a key policy's Resource is always "*".
@@ -95,7 +103,7 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
             bool(request.get("BypassPolicyLockoutSafetyCheck")),
         )
     tags = check_new_tags(request.get("Tags") or [], existing=())
-    require_backend_spec(services.backend(services.default_backend), key_spec)
+    require_backend_spec(services.backend(backend_name), key_spec)
     key = create_key_record(
         services,
         scope,
@@ -105,15 +113,16 @@ def create_key(services: Services, scope: RequestScope, request: Request) -> Res
         multi_region=bool(request.get("MultiRegion", False)),
         key_spec=key_spec,
         key_usage=key_usage,
+        backend_name=backend_name,
         origin=origin,
     )
-    return {"KeyMetadata": key_metadata(key, services.store)}
+    return {"KeyMetadata": key_metadata(key, services.store, cluster_of(services, key))}
 
 
 def describe_key(services: Services, scope: RequestScope, request: Request) -> Response:
     """DescribeKey: works in every key state; accepts aliases."""
     key = resolve_key(services, scope, request["KeyId"], allow_alias=True)
-    return {"KeyMetadata": key_metadata(key, services.store)}
+    return {"KeyMetadata": key_metadata(key, services.store, cluster_of(services, key))}
 
 
 def list_keys(services: Services, scope: RequestScope, request: Request) -> Response:

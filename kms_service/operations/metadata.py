@@ -12,16 +12,19 @@ from kms_service.operations.key_kinds import (
 )
 from kms_service.store import KeyRecord, MetadataStore, MultiRegionMember
 
-#: Keys on a non-default key store say so the way AWS keys in a custom key store do.
+#: Keys on the PKCS#11 backend live in the default custom key store (docs/custom-key-stores.md).
 PKCS11_KEY_STORE_ID = "cks-mock-kms-pkcs11"
 
 
-def key_metadata(key: KeyRecord, store: MetadataStore | None = None) -> dict[str, Any]:
+def key_metadata(
+    key: KeyRecord, store: MetadataStore | None = None, cluster_id: str | None = None
+) -> dict[str, Any]:
     """Every field AWS returns for a key of its kind, and none that it leaves out: one
     algorithm list chosen by key usage, and CurrentKeyMaterialId only for symmetric
     encryption keys (see docs/key-types.md). With ``store``, a multi-Region key's
     configuration names its primary and replicas as they are now (docs/multi-region-keys.md);
-    without, it is shown as a primary without replicas."""
+    without, it is shown as a primary without replicas. A key in a custom key store shows its
+    ``CustomKeyStoreId`` and, when given, ``cluster_id`` as ``CloudHsmClusterId``."""
     metadata: dict[str, Any] = {
         "AWSAccountId": key.account_id,
         "KeyId": key.key_id,
@@ -53,6 +56,10 @@ def key_metadata(key: KeyRecord, store: MetadataStore | None = None) -> dict[str
             metadata["ValidTo"] = key.valid_to
     if key.backend == "pkcs11":
         metadata["CustomKeyStoreId"] = PKCS11_KEY_STORE_ID
+    elif key.backend.startswith("cks-"):
+        metadata["CustomKeyStoreId"] = key.backend
+    if cluster_id is not None and "CustomKeyStoreId" in metadata:
+        metadata["CloudHsmClusterId"] = cluster_id
     if key.multi_region:
         members = [] if store is None else store.multi_region_members(key.account_id, key.key_id)
         metadata["MultiRegionConfiguration"] = multi_region_configuration(key, members)

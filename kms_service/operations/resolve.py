@@ -122,6 +122,11 @@ def resolve_key(
     key = services.store.get_key(reference.account_id, reference.region, key_id)
     if key is not None:
         key = apply_due_lifecycle(services, key)
+    # --- custom key stores (docs/custom-key-stores.md): a key whose store is not connected
+    # is Unavailable, and every state check refuses it as AWS does.
+    if key is not None and services.key_stores is not None:
+        key = services.key_stores.effective(key)
+    # --- end of custom key stores
     if key is None:
         raise NotFoundException(
             f"Key 'arn:aws:kms:{reference.region}:{reference.account_id}:key/{key_id}' "

@@ -130,6 +130,10 @@ def require_symmetric_encryption_key(key: KeyRecord) -> None:
     with a message-less UnsupportedOperationException (docs/key-types.md)."""
     if key.key_spec != "SYMMETRIC_DEFAULT":
         raise UnsupportedOperationException()
+    # --- custom key stores (docs/custom-key-stores.md): AWS does not rotate AWS_CLOUDHSM keys
+    # and answers as for asymmetric keys.
+    if key.origin == "AWS_CLOUDHSM":
+        raise UnsupportedOperationException()
 
 
 def _check_rotation_limit(key: KeyRecord, limit: int) -> None:

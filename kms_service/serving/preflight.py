@@ -39,6 +39,20 @@ def preflight(settings: Settings) -> None:
         from kms_service.bootstrap import open_pkcs11
 
         open_pkcs11(settings)
+    # --- custom key stores (docs/custom-key-stores.md): the cluster map parses, and the
+    # default store (the token just checked) starts CONNECTED.
+    from kms_service.domain.clock import Clock
+    from kms_service.key_stores.clusters import load_clusters
+    from kms_service.key_stores.default_store import ensure_default_key_store
+
+    load_clusters(settings)
+    store = MetadataStore(settings.data_dir)
+    try:
+        now = Clock(settings.clock_offset_seconds).now()
+        ensure_default_key_store(store, settings, now, at_start=True)
+    finally:
+        store.close()
+    # --- end of custom key stores
     preflight_tls_and_s3(settings)
     check_bind(settings.bind)
     from kms_service.serving.operability import prepare

@@ -1,4 +1,4 @@
--- mock-kms metadata, schema version 5. Key material never lives here: only ids of it.
+-- mock-kms metadata, schema version 6. Key material never lives here: only ids of it.
 -- (No semicolons in comments: the file is split into statements at each one.)
 CREATE TABLE IF NOT EXISTS keys (
     account_id            TEXT    NOT NULL,
@@ -129,8 +129,7 @@ CREATE TABLE IF NOT EXISTS multi_region_members (
     FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
 );
 -- <<< schema step "multi-Region keys" <<<
--- ===== Access control (schema version 5): grants ====================================
--- One row per grant on a key, removed with the key (ON DELETE CASCADE). The token is an
+-- ===== Access control (schema version 5): grants =============================-- One row per grant on a key, removed with the key (ON DELETE CASCADE). The token is an
 -- opaque handle a caller may pass in GrantTokens, unique like the grant id.
 CREATE TABLE IF NOT EXISTS grants (
     grant_id            TEXT PRIMARY KEY,
@@ -150,3 +149,27 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_by_key ON grants (account_id, region, key_id, grant_id);
 CREATE INDEX IF NOT EXISTS grants_by_retiring_principal ON grants (retiring_principal, grant_id);
 -- ===== end of access control ==========================================================
+=======
+-- === Schema version 6: custom key stores (docs/custom-key-stores.md) =====================
+-- One row per AWS CloudHSM-style key store. The default store (cks-mock-kms-pkcs11, the
+-- PKCS11_* token) has account_id = region = '' and is shown in every account and region.
+-- The KeyStorePassword is kept only wrapped under the root key (AES-256-GCM, associated data
+-- "mock-kms:custom-key-store-password:<store id>"), never in clear. Keys name their store in
+-- keys.backend ('pkcs11' for the default store, the store id for the others).
+CREATE TABLE IF NOT EXISTS custom_key_stores (
+    store_id            TEXT    PRIMARY KEY,
+    account_id          TEXT    NOT NULL,
+    region              TEXT    NOT NULL,
+    name                TEXT    NOT NULL,
+    store_type          TEXT    NOT NULL,
+    cluster_id          TEXT    NOT NULL,
+    trust_anchor        TEXT    NOT NULL,
+    password_nonce      BLOB,
+    password_wrapped    BLOB,
+    connection_state    TEXT    NOT NULL,
+    connection_error    TEXT,
+    connection_epoch    INTEGER NOT NULL DEFAULT 0,
+    creation_date       REAL    NOT NULL,
+    UNIQUE (account_id, region, name)
+);
+-- === end of schema version 6 ==============================================================

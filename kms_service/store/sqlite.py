@@ -27,11 +27,11 @@ DATABASE_FILE = "mock-kms.sqlite3"
 #: material (``import_wrapping_keys``, ``imported_materials`` and two ``keys`` columns); 4
 #: (step "multi-Region keys") added ``multi_region_members`` and made
 #: ``key_materials.material_id`` non-unique (:func:`_share_key_materials`); 5 added
-#: ``grants`` (access control).
+#: ``grants`` (access control); 6 added ``custom_key_stores`` (docs/custom-key-stores.md).
 #: schema.sql only uses ``CREATE ... IF NOT EXISTS``, :data:`_ADDED_COLUMNS` adds the columns
 #: older ``keys`` tables lack and :func:`_share_key_materials` rebuilds an older
 #: ``key_materials``, so initialising migrates any older database in place.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Columns added to existing tables after version 2: ``(table, column, declaration)``.
 _ADDED_COLUMNS = (
     ("keys", "expiration_model", "TEXT"),
@@ -158,6 +158,31 @@ class AliasRecord:
     @property
     def arn(self) -> str:
         return f"arn:aws:kms:{self.region}:{self.account_id}:{self.alias_name}"
+
+
+# --- custom key stores (schema version 6; docs/custom-key-stores.md) -----------------------
+@dataclass(frozen=True)
+class KeyStoreRecord:
+    """One row of ``custom_key_stores``. The password is only ever held wrapped."""
+
+    store_id: str
+    account_id: str
+    region: str
+    name: str
+    store_type: str
+    cluster_id: str
+    trust_anchor: str
+    password_nonce: bytes | None
+    password_wrapped: bytes | None
+    connection_state: str
+    connection_error: str | None
+    connection_epoch: int
+    creation_date: float
+
+
+_KEY_STORE_COLUMNS = [f.name for f in fields(KeyStoreRecord)]
+_KEY_STORE_SELECT = f"SELECT {', '.join(_KEY_STORE_COLUMNS)} FROM custom_key_stores"  # noqa: S608
+# --- end of custom key stores ------------------------------------------------------------------
 
 
 _KEY_COLUMNS = [f.name for f in fields(KeyRecord) if f.name != "current_material_id"]
@@ -834,3 +859,58 @@ class MetadataStore(GrantTables):
                 record.imported,
             ),
         )
+
+    # --- custom key stores (schema version 6; docs/custom-key-stores.md) -------------------
+    def get_key_store(self, store_id: str) -> KeyStoreRecord | None:
+        """The key store ``store_id`` (any account), through the per-thread read cache: every
+        request on a key of a key store reads its connection state."""
+        cache = self._read_cache()
+        cache_key = ("key_store", store_id)
+        if cache is not None and cache_key in cache:
+            cached: KeyStoreRecord | None = cache[cache_key]
+            return cached
+        row = self._execute(_KEY_STORE_SELECT + " WHERE store_id = ?", (store_id,)).fetchone()
+        record = None if row is None else KeyStoreRecord(*row)
+        if cache is not None:
+            cache[cache_key] = record
+        return record
+
+    def key_stores(self, account_id: str, region: str) -> list[KeyStoreRecord]:
+        """The key stores of an account and region, and the default one, by store id."""
+        rows = self._execute(
+            _KEY_STORE_SELECT + " WHERE (account_id = ? AND region = ?)"
+            " OR (account_id = '' AND region = '') ORDER BY store_id",
+            (account_id, region),
+        ).fetchall()
+        return [KeyStoreRecord(*row) for row in rows]
+
+    def insert_key_store(self, record: KeyStoreRecord) -> bool:
+        """Insert; returns False (and changes nothing) when the id or the name is taken."""
+        placeholders = ", ".join("?" for _ in _KEY_STORE_COLUMNS)
+        cursor = self._execute(
+            f"INSERT OR IGNORE INTO custom_key_stores ({', '.join(_KEY_STORE_COLUMNS)})"  # noqa: S608
+            f" VALUES ({placeholders})",
+            [getattr(record, name) for name in _KEY_STORE_COLUMNS],
+        )
+        return cursor.rowcount == 1
+
+    def update_key_store(self, store_id: str, **changes: Any) -> None:
+        """Set ``changes`` (column → value) on one key store."""
+        unknown = set(changes) - set(_KEY_STORE_COLUMNS)
+        if unknown:
+            raise ValueError(f"not key store columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        self._execute(
+            f"UPDATE custom_key_stores SET {assignments} WHERE store_id = ?",  # noqa: S608
+            [*changes.values(), store_id],
+        )
+
+    def delete_key_store(self, store_id: str) -> None:
+        self._execute("DELETE FROM custom_key_stores WHERE store_id = ?", (store_id,))
+
+    def count_keys_on_backend(self, backend: str) -> int:
+        """Keys (any state, any account) whose material lives on ``backend``."""
+        row = self._execute("SELECT count(*) FROM keys WHERE backend = ?", (backend,)).fetchone()
+        return int(row[0])
+
+    # --- end of custom key stores ------------------------------------------------------------

@@ -357,6 +357,49 @@ class ListGrants(RequestSchema):
 class ListRetirableGrants(RequestSchema):
     RetiringPrincipal = grant_principal()
     RetiringServicePrincipal = service_principal()
+
+
+# --- custom key stores (docs/custom-key-stores.md) -------------------------------------------
+CLUSTER_ID_PATTERN = r"cluster-[2-7a-zA-Z]{11,16}"
+XKS_PROXY_URI_ENDPOINT_PATTERN = r"^https://[a-zA-Z0-9.-]+$"
+XKS_PROXY_URI_PATH_PATTERN = r"^(/[a-zA-Z0-9\/_-]+/kms/xks/v\d{1,2})$|^(/kms/xks/v\d{1,2})$"
+XKS_VPC_SERVICE_PATTERN = r"^(com|eu)\.amazonaws\.vpce\.([a-z]+-){2,3}\d+\.vpce-svc-[0-9a-z]+$"
+
+
+def custom_key_store_id(required: bool = True) -> AwsString:
+    return AwsString(min_length=1, max_length=64, required=required)
+
+
+class XksProxyAuthenticationCredentialSchema(RequestSchema):
+    AccessKeyId = AwsString(min_length=20, max_length=30, required=True, sensitive=True)
+    RawSecretAccessKey = AwsString(min_length=43, max_length=64, required=True, sensitive=True)
+
+
+class _XksMembers(RequestSchema):
+    XksProxyUriEndpoint = AwsString(
+        min_length=10, max_length=128, pattern=XKS_PROXY_URI_ENDPOINT_PATTERN
+    )
+    XksProxyUriPath = AwsString(min_length=10, max_length=128, pattern=XKS_PROXY_URI_PATH_PATTERN)
+    XksProxyVpcEndpointServiceName = AwsString(
+        min_length=20, max_length=64, pattern=XKS_VPC_SERVICE_PATTERN
+    )
+    XksProxyVpcEndpointServiceOwner = AwsString(min_length=12, max_length=12, pattern=r"[0-9]{12}")
+    XksProxyAuthenticationCredential = AwsStruct(XksProxyAuthenticationCredentialSchema)
+    XksProxyConnectivity = AwsString(enum=["PUBLIC_ENDPOINT", "VPC_ENDPOINT_SERVICE"])
+
+
+class CreateCustomKeyStore(_XksMembers):
+    CustomKeyStoreName = AwsString(min_length=1, max_length=256, required=True)
+    CloudHsmClusterId = AwsString(min_length=19, max_length=24, pattern=CLUSTER_ID_PATTERN)
+    TrustAnchorCertificate = AwsString(min_length=1, max_length=5000)
+    #: The token's PIN: never echoed in a validation error.
+    KeyStorePassword = AwsString(min_length=7, max_length=32, sensitive=True)
+    CustomKeyStoreType = AwsString(enum=["AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"])
+
+
+class DescribeCustomKeyStores(RequestSchema):
+    CustomKeyStoreId = custom_key_store_id(required=False)
+    CustomKeyStoreName = AwsString(min_length=1, max_length=256)
     Limit = limit()
     Marker = marker()
 
@@ -372,6 +415,20 @@ class RevokeGrant(RequestSchema):
     KeyId = key_id()
     GrantId = AwsString(min_length=1, max_length=128, required=True)
     DryRun = AwsBoolean()
+
+
+class CustomKeyStoreIdOnly(RequestSchema):
+    CustomKeyStoreId = custom_key_store_id()
+
+
+class UpdateCustomKeyStore(_XksMembers):
+    CustomKeyStoreId = custom_key_store_id()
+    NewCustomKeyStoreName = AwsString(min_length=1, max_length=256)
+    KeyStorePassword = AwsString(min_length=7, max_length=32, sensitive=True)
+    CloudHsmClusterId = AwsString(min_length=19, max_length=24, pattern=CLUSTER_ID_PATTERN)
+
+
+# --- end of custom key stores ----------------------------------------------------------------
 
 
 SCHEMAS: dict[str, type[Schema]] = {
@@ -419,6 +476,13 @@ SCHEMAS: dict[str, type[Schema]] = {
     "ListRetirableGrants": ListRetirableGrants,
     "RetireGrant": RetireGrant,
     "RevokeGrant": RevokeGrant,
+    # --- custom key stores
+    "CreateCustomKeyStore": CreateCustomKeyStore,
+    "DescribeCustomKeyStores": DescribeCustomKeyStores,
+    "ConnectCustomKeyStore": CustomKeyStoreIdOnly,
+    "DisconnectCustomKeyStore": CustomKeyStoreIdOnly,
+    "UpdateCustomKeyStore": UpdateCustomKeyStore,
+    "DeleteCustomKeyStore": CustomKeyStoreIdOnly,
 }
 
 

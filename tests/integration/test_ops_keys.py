@@ -48,9 +48,10 @@ DEFAULT_FIELDS = {
 @pytest.fixture()
 def fields(kms_server: RunningServer) -> set[str]:
     """The KeyMetadata fields of a default key on the session server's backend: keys in the
-    PKCS#11 token say so as AWS keys in a custom key store do (``CustomKeyStoreId``)."""
+    PKCS#11 token say so as AWS keys in a custom key store do (``CustomKeyStoreId``,
+    ``CloudHsmClusterId``: docs/custom-key-stores.md)."""
     if kms_server.env.get("MOCK_KMS_BACKEND") == "pkcs11":
-        return DEFAULT_FIELDS | {"CustomKeyStoreId"}
+        return DEFAULT_FIELDS | {"CustomKeyStoreId", "CloudHsmClusterId"}
     return DEFAULT_FIELDS
 
 

@@ -99,3 +99,22 @@ def test_version_2_key_materials_become_shareable(tmp_path: Path) -> None:
 
 
 # <<< schema step "multi-Region keys" <<<
+def test_version_2_database_gains_custom_key_stores(tmp_path: Path) -> None:
+    """Schema version 6 (docs/custom-key-stores.md): the key stores table appears, nothing
+    else changes."""
+    path = tmp_path / DATABASE_FILE
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "CREATE TABLE keys (account_id TEXT, region TEXT, key_id TEXT, backend TEXT);"
+        "INSERT INTO keys VALUES ('111122223333', 'us-east-1', 'k', 'pkcs11');"
+        "PRAGMA user_version = 2;"
+    )
+    connection.close()
+    store = MetadataStore(tmp_path)
+    store.initialise()
+    assert store.key_stores("111122223333", "us-east-1") == []
+    assert store.count_keys_on_backend("pkcs11") == 1
+    store.close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    connection.close()
