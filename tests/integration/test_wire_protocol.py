@@ -247,7 +247,9 @@ def test_unknown_operation(caller: Caller, target: str | None) -> None:
     assert_kms_error(response, "UnknownOperationException")
 
 
-@pytest.mark.parametrize("operation", ["GetKeyLastUsage", "Decapsulate", "Encapsulate"])
+@pytest.mark.parametrize(
+    "operation", ["GetKeyLastUsage", "Decapsulate", "Encapsulate"]
+)
 def test_known_but_unimplemented_operation(caller: Caller, operation: str) -> None:
     body = assert_kms_error(caller.call(operation, {"KeyId": KEY}), "UnsupportedOperationException")
     assert operation in body["message"]
