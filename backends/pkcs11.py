@@ -7,10 +7,10 @@ Each material id maps to one secret key or one key pair whose ``CKA_ID`` is the 
 the id and whose ``CKA_LABEL`` is ``mock-kms:<id>``, so it is found again after a restart.
 What the token serves is probed once when the backend is opened
 (:mod:`backends.pkcs11_capabilities`); the key kinds themselves are in
-:mod:`backends.pkcs11_keys`, and ``docs/pkcs11-key-kinds.md`` says what runs where. This
-module is the backend class; the process-local state, login and reconnecting below are
-:mod:`backends.pkcs11_session`, and the configuration check in a child process is
-:mod:`backends.pkcs11_check`.
+:mod:`backends.pkcs11_keys` (importing them: :mod:`backends.pkcs11_unwrap`), and
+``docs/pkcs11-key-kinds.md`` says what runs where. This module is the backend class; the
+process-local state, login and reconnecting below are :mod:`backends.pkcs11_session`, and
+the configuration check in a child process is :mod:`backends.pkcs11_check`.
 
 The rules below were measured with SoftHSM 2.6.1 and python-pkcs11 0.10.1 (docs/formats.md):
 
@@ -69,8 +69,6 @@ from backends.pkcs11_keys import (
     WRAPPING_ID_PREFIX,
     WRAPPING_LABEL_PREFIX,
     TokenMaterial,
-    Unwrapper,
-    create_public_object,
     find_objects,
     generate,
     generate_wrapping_key,
@@ -94,6 +92,7 @@ from backends.pkcs11_session import (
     resolve_pin,
 )
 from backends.pkcs11_specs import MaterialKind, key_spec_info
+from backends.pkcs11_unwrap import Unwrapper, create_public_object
 
 log = logging.getLogger(__name__)
 
