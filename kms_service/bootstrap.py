@@ -38,7 +38,8 @@ def open_backends(settings: Settings) -> dict[str, KeyBackend]:
 
 def open_pkcs11(settings: Settings) -> KeyBackend:
     """Open the PKCS#11 backend from the settings. Raises :class:`ConfigurationError`."""
-    from backends.pkcs11 import Pkcs11Backend, Pkcs11ConfigError
+    from backends.pkcs11 import Pkcs11Backend
+    from backends.pkcs11_session import Pkcs11ConfigError
 
     if not settings.pkcs11_module or not settings.pkcs11_token_label:
         raise ConfigurationError(

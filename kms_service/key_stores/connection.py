@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from backends.pkcs11 import Pkcs11Backend, Pkcs11ConfigError
+from backends.pkcs11 import Pkcs11Backend
+from backends.pkcs11_session import Pkcs11ConfigError
 from kms_service.key_stores.clusters import ClusterToken
 
 log = logging.getLogger("mock_kms.key_stores")

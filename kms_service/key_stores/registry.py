@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backends.base import BackendUnavailableError, KeyBackend
-from backends.pkcs11 import LOCK_TIMEOUT_SECONDS, Pkcs11Backend
+from backends.pkcs11 import Pkcs11Backend
+from backends.pkcs11_session import LOCK_TIMEOUT_SECONDS
 from kms_service.domain.errors import KeyUnavailableException
 from kms_service.domain.key_states import KeyState
 from kms_service.key_stores.clusters import (

@@ -286,9 +286,9 @@ def _check(services: Services, record: KeyStoreRecord) -> str | None:
         if not settings.pkcs11_module or not settings.pkcs11_token_label:
             return "CLUSTER_NOT_FOUND"
         try:
-            from backends.pkcs11 import Pkcs11ConfigError, _resolve_pin
+            from backends.pkcs11_session import Pkcs11ConfigError, resolve_pin
 
-            pin = _resolve_pin(
+            pin = resolve_pin(
                 settings.pkcs11_pin, settings.pkcs11_pin_file, settings.pkcs11_token_label
             )
         except Pkcs11ConfigError:

@@ -25,7 +25,9 @@ from backends.base import (
     DecryptionFailedError,
     MaterialNotFoundError,
 )
-from backends.pkcs11 import KEY_LABEL_PREFIX, Pkcs11Backend, Pkcs11ConfigError
+from backends.pkcs11 import Pkcs11Backend
+from backends.pkcs11_keys import KEY_LABEL_PREFIX
+from backends.pkcs11_session import Pkcs11ConfigError
 from backends.softhsm import SoftHsmToken, find_softhsm_module, init_softhsm_token
 from tests.conftest import require_in_ci
 from tests.support.backends import PROJECT_ROOT, material, nonce, run_python
@@ -647,7 +649,7 @@ def test_softhsm_init_is_private_and_idempotent(tmp_path: Path) -> None:
 def test_softhsm_init_token_opens_in_a_fresh_process(tmp_path: Path) -> None:
     token = init_softhsm_token(tmp_path / "data")
     probe = (
-        "import json, os; from pathlib import Path; from backends.pkcs11 import check_token;"
+        "import json, os; from pathlib import Path; from backends.pkcs11_check import check_token;"
         " print(json.dumps(check_token(os.environ['PKCS11_MODULE'],"
         " os.environ['PKCS11_TOKEN_LABEL'], Path(os.environ['PKCS11_PIN_FILE']).read_text()"
         ".strip(), Path(os.environ['SOFTHSM2_CONF']).parent)))"
