@@ -357,6 +357,8 @@ class ListGrants(RequestSchema):
 class ListRetirableGrants(RequestSchema):
     RetiringPrincipal = grant_principal()
     RetiringServicePrincipal = service_principal()
+    Limit = limit()
+    Marker = marker()
 
 
 # --- custom key stores (docs/custom-key-stores.md) -------------------------------------------
@@ -371,8 +373,12 @@ def custom_key_store_id(required: bool = True) -> AwsString:
 
 
 class XksProxyAuthenticationCredentialSchema(RequestSchema):
-    AccessKeyId = AwsString(min_length=20, max_length=30, required=True, sensitive=True)
-    RawSecretAccessKey = AwsString(min_length=43, max_length=64, required=True, sensitive=True)
+    AccessKeyId = AwsString(
+        min_length=20, max_length=30, pattern=r"^[A-Z2-7]+$", required=True, sensitive=True
+    )
+    RawSecretAccessKey = AwsString(
+        min_length=43, max_length=64, pattern=r"^[a-zA-Z0-9\/+=]+$", required=True, sensitive=True
+    )
 
 
 class _XksMembers(RequestSchema):
