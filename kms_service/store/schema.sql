@@ -129,7 +129,8 @@ CREATE TABLE IF NOT EXISTS multi_region_members (
     FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE
 );
 -- <<< schema step "multi-Region keys" <<<
--- ===== Access control (schema version 5): grants =============================-- One row per grant on a key, removed with the key (ON DELETE CASCADE). The token is an
+-- ===== Access control (schema version 5): grants ====================================
+-- One row per grant on a key, removed with the key (ON DELETE CASCADE). The token is an
 -- opaque handle a caller may pass in GrantTokens, unique like the grant id.
 CREATE TABLE IF NOT EXISTS grants (
     grant_id            TEXT PRIMARY KEY,
@@ -149,7 +150,6 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE INDEX IF NOT EXISTS grants_by_key ON grants (account_id, region, key_id, grant_id);
 CREATE INDEX IF NOT EXISTS grants_by_retiring_principal ON grants (retiring_principal, grant_id);
 -- ===== end of access control ==========================================================
-=======
 -- === Schema version 6: custom key stores (docs/custom-key-stores.md) =====================
 -- One row per AWS CloudHSM-style key store. The default store (cks-mock-kms-pkcs11, the
 -- PKCS11_* token) has account_id = region = '' and is shown in every account and region.
