@@ -7,10 +7,11 @@ grant queries sit together. Every change runs inside the store's ``write()`` tra
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from kms_service.store.tables import StoreTables
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,8 @@ def _grant(row: Sequence[Any]) -> GrantRecord:
     return GrantRecord(*values)
 
 
-class GrantTables:
+class GrantTables(StoreTables):
     """Grant queries over the store's per-thread connection."""
-
-    if TYPE_CHECKING:
-        # Provided by MetadataStore, which this class is mixed into.
-        def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor: ...
 
     def insert_grant(self, grant: GrantRecord) -> None:
         self._execute(
