@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from kms_service.domain.errors import ConfigurationError
-from kms_service.domain.key_states import KeyState
 from kms_service.operations.grant_rules import constraints_met
-from kms_service.store import GrantRecord, KeyRecord, MetadataStore
+from kms_service.store import GrantRecord, MetadataStore
 from kms_service.wire.auth.credentials import CredentialStore
+from tests.support.records import key_record
 
 DEFAULT = "111122223333"
 POLICY = json.dumps(
@@ -90,26 +90,7 @@ def test_constraints() -> None:
 def test_grants_go_with_their_key(tmp_path: Path) -> None:
     store = MetadataStore(tmp_path)
     store.initialise()
-    key = KeyRecord(
-        account_id=DEFAULT,
-        region="us-east-1",
-        key_id="1234abcd-12ab-34cd-56ef-1234567890ab",
-        description="",
-        key_usage="ENCRYPT_DECRYPT",
-        key_spec="SYMMETRIC_DEFAULT",
-        origin="AWS_KMS",
-        key_manager="CUSTOMER",
-        state=KeyState.ENABLED,
-        creation_date=0.0,
-        deletion_date=None,
-        multi_region=False,
-        backend="software",
-        rotation_enabled=False,
-        rotation_period_days=None,
-        next_rotation_date=None,
-        on_demand_rotations=0,
-        policy="{}",
-    )
+    key = key_record(account_id=DEFAULT)
     grant = GrantRecord(
         grant_id="a" * 64,
         account_id=DEFAULT,

@@ -21,31 +21,13 @@ from kms_service.store import KeyRecord, MetadataStore
 from kms_service.store import sqlite as store_module
 from kms_service.store.generation import WriteGeneration
 from kms_service.store.sqlite import DATABASE_FILE, GENERATION_SUFFIX
+from tests.support.records import key_record
 
 ACCOUNT, REGION, KEY_ID = "111122223333", "us-east-1", "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def _key(state: str = "Enabled") -> KeyRecord:
-    return KeyRecord(
-        account_id=ACCOUNT,
-        region=REGION,
-        key_id=KEY_ID,
-        description="",
-        key_usage="ENCRYPT_DECRYPT",
-        key_spec="SYMMETRIC_DEFAULT",
-        origin="AWS_KMS",
-        key_manager="CUSTOMER",
-        state=state,
-        creation_date=0.0,
-        deletion_date=None,
-        multi_region=False,
-        backend="software",
-        rotation_enabled=False,
-        rotation_period_days=None,
-        next_rotation_date=None,
-        on_demand_rotations=0,
-        policy="{}",
-    )
+    return key_record(account_id=ACCOUNT, region=REGION, key_id=KEY_ID, state=state)
 
 
 def _store_with_key(data_dir: Path) -> MetadataStore:

@@ -6,28 +6,15 @@ import sqlite3
 from pathlib import Path
 
 from kms_service.domain.key_states import KeyState
-from kms_service.store import KeyRecord, MetadataStore
+from kms_service.store import MetadataStore
 from kms_service.store.sqlite import DATABASE_FILE, SCHEMA_VERSION
+from tests.support.records import key_record
 
-KEY = KeyRecord(
-    account_id="111122223333",
-    region="us-east-1",
+KEY = key_record(
     key_id="6f1c2b1e-8d7a-4f4e-9a51-0c2f0b1d2e3f",
-    description="",
-    key_usage="ENCRYPT_DECRYPT",
-    key_spec="SYMMETRIC_DEFAULT",
     origin="EXTERNAL",
-    key_manager="CUSTOMER",
     state=KeyState.PENDING_IMPORT,
     creation_date=1.0,
-    deletion_date=None,
-    multi_region=False,
-    backend="software",
-    rotation_enabled=False,
-    rotation_period_days=None,
-    next_rotation_date=None,
-    on_demand_rotations=0,
-    policy="{}",
 )
 
 
