@@ -13,6 +13,8 @@ COLOURS = {
     "mock-kms-pkcs11": "#2ca02c",
     "moto": "#d62728",
     "ceiling": "#7f7f7f",
+    "mock-kms-postgres": "#9467bd",
+    "mock-kms-postgres-2hosts": "#c5b0d5",
 }
 
 PANELS = (
