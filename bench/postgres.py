@@ -23,9 +23,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tests.support.postgres import PostgresServer
 
-#: Statements run in the ``postgres`` database, where the bench reads the counters from: they
-#: are never counted against a system's database.
-_STATS_DATABASE = "postgres"
 #: Everything a statement's text may differ in that does not make it another statement.
 _SPACES = re.compile(r"\s+")
 
@@ -122,8 +119,8 @@ class BenchPostgres:
         return StatementCounts(calls, int(commit_row[0]) if commit_row else 0)
 
     def _stats_url(self) -> str:
-        server = self.server
-        return server.url(_STATS_DATABASE, user="mock_kms_admin", password=server.admin_password)
+        # The superuser on the ``postgres`` database, where the counters are read from.
+        return self.server.admin_url
 
     def close(self) -> None:
         """Stop the server by its PID and remove its directory."""
@@ -139,14 +136,15 @@ def _database_name(system: str) -> str:
 def _start_with_statement_counting() -> PostgresServer:
     """Start the tests' PostgreSQL, then restart it with ``pg_stat_statements`` preloaded
     (a preloaded library cannot be added to a running server) and create the extension in the
-    ``postgres`` database, from which every database's counters are visible."""
+    ``postgres`` database, from which every database's counters are visible (the bench's own
+    statements run there, so they are never counted against a system)."""
     import psycopg
 
     from tests.support.postgres import start_postgres
 
     server = start_postgres()
     try:
-        admin = server.url(_STATS_DATABASE, user="mock_kms_admin", password=server.admin_password)
+        admin = server.admin_url
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
         server.restart()
