@@ -406,7 +406,7 @@ def _print_report(
     if store_rows:
         _log(
             "\nStore: SQLite (mock-kms) vs PostgreSQL, 1 and 2 hosts, at c16 (req/s, p99 ms,"
-            " server CPU us/req incl. the database)"
+            " server CPU us/req incl. the database; vs SQLite on req/s and on CPU)"
         )
         _log(report.format_store_table(store_rows))
     if document["postgres_round_trips"]:

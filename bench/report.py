@@ -271,7 +271,8 @@ def check_targets(
 def store_comparison(cells: Iterable[Cell]) -> list[dict[str, Any]]:
     """Per operation at the target concurrency: SQLite (``mock-kms``) and the PostgreSQL
     systems side by side, each with requests/s, p99, server CPU per request and (PostgreSQL)
-    its requests/s as a fraction of SQLite's. Only operations a PostgreSQL system ran."""
+    its requests/s as a fraction of SQLite's and SQLite's CPU per request as a fraction of
+    its own. Only operations a PostgreSQL system ran."""
     indexed = index_cells(cells)
     operations = sorted(
         {
@@ -296,6 +297,12 @@ def store_comparison(cells: Iterable[Cell]) -> list[dict[str, Any]]:
                     None if cell is None else cell.requests_per_second,
                     None if sqlite is None else sqlite.requests_per_second,
                 ),
+                # SQLite's CPU per request over this one's: the same comparison on the
+                # figure other load on the machine barely moves.
+                "vs_sqlite_cpu": ratio(
+                    None if sqlite is None else sqlite.server_cpu_us_per_request,
+                    None if cell is None else cell.server_cpu_us_per_request,
+                ),
             }
         rows.append(row)
     return rows
@@ -304,8 +311,10 @@ def store_comparison(cells: Iterable[Cell]) -> list[dict[str, Any]]:
 def format_store_table(rows: Iterable[Mapping[str, Any]]) -> str:
     """:func:`store_comparison` as a table: one line per operation, one group per store."""
     groups = ((MOCK, "SQLite"), (POSTGRES, "PostgreSQL 1 host"), (POSTGRES_2HOSTS, "2 hosts"))
-    head = f"{'operation':<21}" + "".join(f" | {label:<27}" for _, label in groups)
-    sub = f"{'':<21}" + "".join(f" | {'req/s':>7} {'p99':>5} {'CPU':>5} {'vs':>6}" for _ in groups)
+    head = f"{'operation':<21}" + "".join(f" | {label:<34}" for _, label in groups)
+    sub = f"{'':<21}" + "".join(
+        f" | {'req/s':>7} {'p99':>5} {'CPU':>5} {'vs':>6} {'(CPU)':>6}" for _ in groups
+    )
     lines = [head, sub, "-" * len(sub)]
     for row in rows:
         line = f"{row['operation']:<21}"
@@ -313,10 +322,11 @@ def format_store_table(rows: Iterable[Mapping[str, Any]]) -> str:
             data = row[system]
             flag = "!" if data["errors"] else " "
             vs = "" if system == MOCK else _number(data["vs_sqlite"], ".0%")
+            vs_cpu = "" if system == MOCK else _number(data["vs_sqlite_cpu"], ".0%")
             line += (
                 f" | {_number(data['requests_per_second'], '>7.0f')}{flag}"
                 f"{_number(data['p99_ms'], '>5.1f')} {_number(data['server_cpu_us'], '>5.0f')}"
-                f" {vs:>6}"
+                f" {vs:>6} {vs_cpu:>6}"
             )
         lines.append(line)
     return "\n".join(lines)

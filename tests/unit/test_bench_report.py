@@ -253,6 +253,7 @@ def test_store_comparison_puts_postgres_beside_sqlite() -> None:
     assert rows[0]["mock-kms-postgres"]["vs_sqlite"] == pytest.approx(0.9)
     assert rows[0]["mock-kms-postgres-2hosts"]["vs_sqlite"] == pytest.approx(1.1)
     assert rows[0]["mock-kms"]["vs_sqlite"] == pytest.approx(1.0)
+    assert rows[0]["mock-kms-postgres"]["vs_sqlite_cpu"] == pytest.approx(1.0)
     table = report.format_store_table(rows)
     assert "PostgreSQL 1 host" in table and "90%" in table and "25%" in table
 
