@@ -16,6 +16,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -31,11 +32,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import kubernetes_validate
 import pytest
 import yaml
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from compose_spec import PyCompose
 
 from local_secrets.root_key import load_root_key
 from s3_service.wire import bucket_from_host
@@ -91,6 +94,17 @@ def dockerfile_uid() -> int:
 
 
 # --- the compose file ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["docker-compose.hosts.yml", "docker-compose.yml"])
+def test_compose_files_follow_the_compose_specification(name: str) -> None:
+    # compose_spec (a Rust parser of the Compose specification, strict about unknown keys,
+    # values and references) reads what YAML gives once its merge keys (`<<: *anchor`) are
+    # applied, as Compose applies them.
+    document = yaml.safe_load((DEPLOY / name).read_text())
+    parsed = PyCompose.from_json(json.dumps(document))
+    parsed.validate()
+    assert sorted(parsed.service_names()) == sorted(document["services"])
 
 
 def test_compose_runs_postgres_three_hosts_and_a_load_balancer() -> None:
@@ -523,6 +537,18 @@ def kubernetes_documents() -> dict[str, dict[str, Any]]:
             assert document["kind"] not in documents
             documents[document["kind"]] = document
     return documents
+
+
+def test_kubernetes_manifests_follow_the_api_schemas() -> None:
+    # Strict: an unknown field (a misspelt probe, say) is an error, as kubectl's server-side
+    # field validation makes it.
+    version = kubernetes_validate.latest_version()
+    for document in kubernetes_documents().values():
+        kubernetes_validate.validate(document, version, strict=True)
+    misspelt = kubernetes_documents()["Deployment"]
+    misspelt["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(misspelt, version, strict=True)
 
 
 def test_kubernetes_deployment_is_several_hosts_of_one_kms() -> None:
