@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +39,7 @@ import pytest
 import yaml
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from compose_spec import PyCompose
 
 from local_secrets.root_key import load_root_key
@@ -389,7 +391,7 @@ def client(service: str, endpoint: str, **config: Any) -> Any:
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY[0],
         aws_secret_access_key=ACCESS_KEY[1],
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, **config),
+        config=Config(**{"retries": {"total_max_attempts": 1, "mode": "standard"}, **config}),
     )
 
 
@@ -485,6 +487,58 @@ def test_s3_through_haproxy_keeps_host_and_bodies(
         "large": len(large),
         "one/object": len(body),
     }
+
+
+def test_probes_with_an_address_for_host_reach_the_kms_health_check(balanced: Balanced) -> None:
+    # The kubelet's httpGet probe sends the pod address as Host, HAProxy's sends "localhost":
+    # both must reach the KMS's /healthz, not an S3 object of that name.
+    for host_header in ("10.244.1.7:8080", "localhost"):
+        connection = http.client.HTTPConnection("127.0.0.1", balanced.hosts[0].port, timeout=10)
+        try:
+            connection.request("GET", "/healthz", headers={"Host": host_header})
+            answer = connection.getresponse()
+            body = json.loads(answer.read())
+        finally:
+            connection.close()
+        assert answer.status == 200 and body["status"] == "ok", (host_header, body)
+
+
+def test_losing_a_host_mid_traffic_fails_no_request_the_sdk_retries(balanced: Balanced) -> None:
+    kms = client("kms", balanced.endpoint)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"still here")["CiphertextBlob"]
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def drive() -> None:
+        # The SDK's default: standard retry mode, three attempts.
+        retries = {"total_max_attempts": 3, "mode": "standard"}
+        sdk = client("kms", balanced.endpoint, retries=retries)
+        while not stop.is_set():
+            try:
+                plaintext = sdk.decrypt(CiphertextBlob=blob)["Plaintext"]
+                outcomes.append("ok" if plaintext == b"still here" else "wrong plaintext")
+            except (ClientError, BotoCoreError) as error:
+                outcomes.append(repr(error))
+
+    threads = [threading.Thread(target=drive) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)
+        served_before_stop = len(outcomes)
+        balanced.hosts[1].stop()  # SIGTERM: gunicorn finishes what it has and closes the rest
+        balanced.wait_for({"kms-1": "UP", "kms-2": "DOWN"})
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    # A request on a connection the stopping host closed comes back to the client as a closed
+    # connection (HAProxy never resends a request a host may have received), and the SDK sends
+    # it again: every request succeeds, before, during and after the loss.
+    assert served_before_stop > 0 and len(outcomes) > served_before_stop
+    assert set(outcomes) == {"ok"}, [o for o in outcomes if o != "ok"][:5]
 
 
 def test_with_no_host_up_haproxy_answers_retryable_aws_errors(balanced: Balanced) -> None:
