@@ -211,9 +211,8 @@ def haproxy_lines(section: str) -> list[str]:
     """The directives of one section (``backend mock_kms_hosts``) of haproxy.cfg."""
     lines: list[str] = []
     inside = False
-    for raw in HAPROXY_CFG.read_text().splitlines():
-        line = raw.split("#", 1)[0].rstrip() if not raw.lstrip().startswith("http-") else raw
-        if not line.strip():
+    for line in HAPROXY_CFG.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not line[0].isspace():
             inside = line.strip() == section
