@@ -86,8 +86,10 @@ def migrate_store(
     try:
         with SourceSnapshot(source_dir, source_s3_dir, root_key) as snapshot:
             verified = verify_root_key(snapshot, root_key, key_source)
-            _initialise_target(snapshot.directory, target_url, target_s3_dir, root_key)
+            # Checked before the schemas are initialised too, so a refused migration leaves
+            # the target exactly as it was; checked again inside the copy's transaction.
             refuse_occupied(target, COMPONENTS)
+            _initialise_target(snapshot.directory, target_url, target_s3_dir, root_key)
             s3_files = None
             if not same_directory(source_s3_dir, target_s3_dir):
                 s3_files = copy_s3_files(

@@ -31,10 +31,13 @@ class TableCount:
 
 
 def occupied_tables(target: Database, components: Sequence[Component]) -> list[TableCount]:
-    """The tables of ``components`` that already hold rows in ``target``."""
+    """The tables of ``components`` that already hold rows in ``target`` (tables it does not
+    have yet hold none)."""
     occupied = []
     for component in components:
         for table in component.tables:
+            if not target.table_columns(table):
+                continue
             count = int(target.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
             if count:
                 occupied.append(TableCount(component.name, table, count))
