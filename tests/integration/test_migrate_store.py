@@ -474,3 +474,81 @@ def test_missing_source_is_one_line(tmp_path: Path, make_source: Any, expected: 
         "mock-kms: error: " + expected.format(source=source)
     ]
     assert result.stdout == ""
+
+
+def _downgrade_to_schema_2(data_dir: Path) -> None:
+    """Turn a fresh data directory back into what mock-kms wrote at key store schema 2 (no
+    imported material, multi-Region, grant or custom key store tables, no ``keys`` import
+    columns, a UNIQUE ``key_materials.material_id``) with a keystore from before key specs."""
+    with sqlite3.connect(data_dir / "mock-kms.sqlite3") as connection:
+        connection.executescript(
+            "PRAGMA foreign_keys = OFF;"
+            "DROP TABLE grants; DROP TABLE custom_key_stores; DROP TABLE multi_region_members;"
+            "DROP TABLE imported_materials; DROP TABLE import_wrapping_keys;"
+            "ALTER TABLE keys DROP COLUMN expiration_model;"
+            "ALTER TABLE keys DROP COLUMN valid_to;"
+            "CREATE TABLE old_key_materials (account_id TEXT NOT NULL, region TEXT NOT NULL,"
+            " key_id TEXT NOT NULL, seq INTEGER NOT NULL, material_id TEXT NOT NULL UNIQUE,"
+            " created REAL NOT NULL, rotation_type TEXT,"
+            " PRIMARY KEY (account_id, region, key_id, seq),"
+            " FOREIGN KEY (account_id, region, key_id) REFERENCES keys ON DELETE CASCADE);"
+            "INSERT INTO old_key_materials SELECT * FROM key_materials;"
+            "DROP TABLE key_materials;"
+            "ALTER TABLE old_key_materials RENAME TO key_materials;"
+            "PRAGMA user_version = 2;"
+        )
+    with sqlite3.connect(data_dir / "software-keystore.sqlite3") as connection:
+        connection.executescript(
+            "DROP TABLE root_key_check; DROP TABLE wrapping_key;"
+            "ALTER TABLE material DROP COLUMN key_spec;"
+        )
+
+
+def test_older_source_is_migrated_through_a_copy(postgres: PostgresServer, tmp_path: Path) -> None:
+    """A data directory at key store schema 2: its copy is brought to the current schema by
+    the serve-time code, the source stays at 2, and its ciphertext decrypts on PostgreSQL."""
+    data_dir = tmp_path / "old"
+    with running_server(data_dir, extra_args=["--no-s3"]) as server:
+        kms = _kms(server)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName="alias/old", TargetKeyId=key_id)
+        blob = kms.encrypt(KeyId="alias/old", Plaintext=b"from schema 2")["CiphertextBlob"]
+    _downgrade_to_schema_2(data_dir)
+    url = postgres.create_database()
+    result = migrate("--from", str(data_dir), "--to", url)
+    assert result.returncode == 0, result.stderr
+    assert "key store schema 2 was brought to" in result.stdout
+    assert f"S3 object data: stays in {data_dir / 's3'}" in result.stdout
+    with sqlite3.connect(data_dir / "mock-kms.sqlite3") as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    env = {"MOCK_KMS_ROOT_KEY": (data_dir / "root.key").read_text().strip()}
+    with running_hosts(
+        tmp_path / "hosts", count=1, env=env, database_url=url, extra_args=["--no-s3"]
+    ) as group:
+        kms = _kms(group.hosts[0])
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"from schema 2"
+        assert kms.describe_key(KeyId="alias/old")["KeyMetadata"]["KeyId"] == key_id
+
+
+def test_s3_dir_with_another_master_key_is_refused(
+    deployment: Deployment, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """An --s3-dir where hosts already made their own SSE-S3 master key: the source's SSE-S3
+    objects would not open under it, so nothing is copied."""
+    from local_secrets.root_key import load_root_key
+    from s3_service.sse_s3 import load_master_key
+
+    s3_dir = tmp_path / "s3"
+    load_master_key(s3_dir, load_root_key(deployment.data_dir, None, create=False), create=True)
+    before = (s3_dir / "master-key.bin").read_bytes()
+    url = postgres.create_database()
+    result = migrate("--from", str(deployment.data_dir), "--to", url, "--s3-dir", str(s3_dir))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"mock-kms: error: {s3_dir / 'master-key.bin'} holds another S3 master key (hosts"
+        f" already started on --s3-dir {s3_dir}?): SSE-S3 objects of the source would not open"
+        " under it; migrate into an --s3-dir no host has used yet"
+    ]
+    assert (s3_dir / "master-key.bin").read_bytes() == before
+    assert not (s3_dir / "blobs").exists() or not any((s3_dir / "blobs").iterdir())
+    assert _rows(url, "SELECT count(*) FROM keys")[0][0] == 0
