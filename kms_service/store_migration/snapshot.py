@@ -73,10 +73,6 @@ class SourceSnapshot:
     root_key: bytes
     #: The key store's schema version in the source, before the copy was brought up to date.
     source_schema_version: int = 0
-    #: Whether the source had an S3 database (False: S3 was never used, or --no-s3).
-    has_s3: bool = False
-    #: Whether the source had a software keystore (False: a PKCS#11-only deployment).
-    has_keystore: bool = False
     _directory: Path | None = None
     _databases: dict[str, Database] = field(default_factory=dict)
     keystore: SoftwareBackend | None = None
@@ -115,14 +111,14 @@ class SourceSnapshot:
                 " is missing)"
             )
         copy_sqlite(kms_file, self.directory / DATABASE_FILE)
+        # Missing files (a PKCS#11-only deployment has no keystore, one run with --no-s3 no
+        # S3 database) are created empty by the initialisation below: nothing to copy.
         keystore_file = self.data_dir / KEYSTORE_FILE
-        self.has_keystore = keystore_file.is_file()
-        if self.has_keystore:
+        if keystore_file.is_file():
             copy_sqlite(keystore_file, self.directory / KEYSTORE_FILE)
         s3_file = self.s3_dir / S3_DATABASE_FILE
-        self.has_s3 = s3_file.is_file()
         (self.directory / "s3").mkdir()
-        if self.has_s3:
+        if s3_file.is_file():
             copy_sqlite(s3_file, self.directory / "s3" / S3_DATABASE_FILE)
         self._upgrade()
 
