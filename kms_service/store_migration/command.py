@@ -176,7 +176,8 @@ def print_report(report: MigrationReport, out: TextIO) -> None:
             file=out,
         )
     print("Every host of the new database needs:", file=out)
-    print(f"  --database-url {report.target}", file=out)
+    hidden = " (password not shown)" if ":***@" in report.target else ""
+    print(f"  --database-url {report.target}{hidden}", file=out)
     print(f"  --s3-dir {report.s3_dir} (the same directory, mounted on every host)", file=out)
     if report.root_key_source == ROOT_KEY_ENV:
         where = f"the root key this command read from {ROOT_KEY_ENV}, as {ROOT_KEY_ENV}"
