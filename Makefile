@@ -39,8 +39,8 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check kms_service backends clients s3_service local_secrets bench tools tests
-	$(BIN)/ruff format --check kms_service backends clients s3_service local_secrets bench tools tests
+	$(BIN)/ruff check kms_service backends clients s3_service local_secrets database bench tools tests
+	$(BIN)/ruff format --check kms_service backends clients s3_service local_secrets database bench tools tests
 	$(BIN)/mypy
 
 # Benchmarks against moto_server and a bare-Flask ceiling (bench/README.md): prints the table,

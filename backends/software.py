@@ -1,19 +1,19 @@
-"""Software keystore: key material of every AWS key spec in SQLite, wrapped under a root key.
+"""Software keystore: key material of every AWS key spec in a database, wrapped under a root key.
 
-The database file holds only ``AES-GCM(root key, material)`` with the material id (and, for
-anything but an AES key, the key spec) as associated data, so a wrapped key cannot be moved to
-another id or passed off as another spec. Material is the raw key for ``SYMMETRIC_DEFAULT`` and
-``HMAC_*`` specs and a PKCS#8 DER private key for key pairs. Import wrapping key pairs live in
-their own table, wrapped the same way. The root key comes from ``MOCK_KMS_ROOT_KEY`` or a 0600
-file in the data directory (see :func:`local_secrets.root_key.load_root_key`).
+The database (a SQLite file in the data directory, or the PostgreSQL database of
+``--database-url``, shared by every host) holds only ``AES-GCM(root key, material)`` with
+the material id (and, for anything but an AES key, the key spec) as associated data, so a
+wrapped key cannot be moved to another id or passed off as another spec. Material is the raw
+key for ``SYMMETRIC_DEFAULT`` and ``HMAC_*`` specs and a PKCS#8 DER private key for key
+pairs. Import wrapping key pairs live in their own table, wrapped the same way. The root key
+comes from ``MOCK_KMS_ROOT_KEY`` or a 0600 file in the data directory (see
+:func:`local_secrets.root_key.load_root_key`).
 """
 
 from __future__ import annotations
 
 import hmac
 import os
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from backends.key_specs import (
     WRAPPING_HASHES,
     WRAPPING_KEY_SPECS,
 )
+from database import Database, DatabaseError, Rows, open_database
 
 KEYSTORE_FILE = "software-keystore.sqlite3"
 
@@ -202,36 +203,46 @@ def validate_material(key_spec: str, material: bytes) -> PrivateKeyTypes | None:
 
 
 class SoftwareBackend:
-    """Every key kind with `cryptography`, material wrapped under the root key in SQLite.
+    """Every key kind with `cryptography`, material wrapped under the root key in a database.
 
-    Thread-safe: each thread has its own SQLite connection; unwrapped keys are cached per
-    process (material never changes under an id, so the cache can't go stale; a destroyed id
-    is only ever reached again through metadata that no longer exists).
+    Thread-safe (the database gives each thread its connection); unwrapped keys are cached per
+    process (material never changes under an id, so the cache can't go stale, on any host; a
+    destroyed id is only ever reached again through metadata that no longer exists).
     """
 
-    def __init__(self, data_dir: Path, root_key: bytes) -> None:
-        self._path = data_dir / KEYSTORE_FILE
+    def __init__(self, data_dir: Path, root_key: bytes, database_url: str | None = None) -> None:
+        """Open (creating its tables) the keystore in ``database_url`` if given, else in
+        ``data_dir``. Raises :class:`BackendUnavailableError`."""
+        self._db: Database = open_database(database_url or data_dir / KEYSTORE_FILE)
         self._root = AESGCM(root_key)
-        self._local = threading.local()
         self._cache: dict[str, _Material] = {}
         self._wrapping_cache: dict[str, rsa.RSAPrivateKey] = {}
-        with self._connect() as connection:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS material ("
-                " material_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, wrapped BLOB NOT NULL)"
-            )
-            columns = {row[1] for row in connection.execute("PRAGMA table_info(material)")}
-            if "key_spec" not in columns:
-                # Stores written before other key kinds existed hold AES keys only.
-                connection.execute(
-                    "ALTER TABLE material ADD COLUMN key_spec TEXT NOT NULL"
-                    f" DEFAULT '{SYMMETRIC_DEFAULT}'"
+        try:
+            with self._db.transaction(invalidates_caches=False):
+                self._db.run_script(
+                    "CREATE TABLE IF NOT EXISTS material ("
+                    " material_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, wrapped BLOB NOT NULL)"
                 )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS wrapping_key ("
-                " wrapping_key_id TEXT PRIMARY KEY, key_spec TEXT NOT NULL,"
-                " nonce BLOB NOT NULL, wrapped BLOB NOT NULL)"
-            )
+                if "key_spec" not in self._db.table_columns("material"):
+                    # Stores written before other key kinds existed hold AES keys only.
+                    self._db.run_script(
+                        "ALTER TABLE material ADD COLUMN key_spec TEXT NOT NULL"
+                        f" DEFAULT '{SYMMETRIC_DEFAULT}'"
+                    )
+                self._db.run_script(
+                    "CREATE TABLE IF NOT EXISTS wrapping_key ("
+                    " wrapping_key_id TEXT PRIMARY KEY, key_spec TEXT NOT NULL,"
+                    " nonce BLOB NOT NULL, wrapped BLOB NOT NULL)"
+                )
+                # One row: a constant wrapped under the root key the keystore was created
+                # with, so a host started with another root key is refused before it writes
+                # material no other host can open (docs/several-hosts.md).
+                self._db.run_script(
+                    "CREATE TABLE IF NOT EXISTS root_key_check ("
+                    " id INTEGER PRIMARY KEY, nonce BLOB NOT NULL, wrapped BLOB NOT NULL)"
+                )
+        except DatabaseError as exc:
+            raise BackendUnavailableError(f"software keystore: {exc}") from None
 
     @property
     def name(self) -> str:
@@ -241,22 +252,16 @@ class SoftwareBackend:
     def capabilities(self) -> BackendCapabilities:
         return SOFTWARE_CAPABILITIES
 
-    def _connect(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise BackendUnavailableError(f"software keystore: {exc}") from None
-            self._local.connection = connection
-        return connection
-
-    def _execute(self, sql: str, parameters: tuple[object, ...]) -> sqlite3.Cursor:
+    def _execute(self, sql: str, parameters: tuple[object, ...]) -> Rows:
+        """Run one statement; a write is its own transaction unless the caller's thread is
+        already in one (PostgreSQL: the key store's). Raises BackendUnavailableError."""
         try:
-            return self._connect().execute(sql, parameters)
-        except sqlite3.Error as exc:
+            if sql.startswith("SELECT"):
+                return self._db.execute(sql, parameters)
+            # Material ids are never reused, so no cache anywhere needs invalidating.
+            with self._db.transaction(invalidates_caches=False):
+                return self._db.execute(sql, parameters)
+        except DatabaseError as exc:
             raise BackendUnavailableError(f"software keystore: {exc}") from None
 
     def _require_spec(self, key_spec: str) -> None:
@@ -360,8 +365,23 @@ class SoftwareBackend:
         return material.key_spec, material.private_key
 
     def check_root_key(self) -> None:
-        """Raise :class:`BackendUnavailableError` unless the configured root key opens the
-        stored material (checked on one entry: every entry is wrapped under the same key)."""
+        """Raise :class:`BackendUnavailableError` unless the configured root key is the one
+        the keystore was created with (its check row; written by the first host to start) and
+        opens the stored material (checked on one entry: all are wrapped under one key)."""
+        nonce = os.urandom(NONCE_SIZE)
+        check = self._root.encrypt(nonce, _ROOT_KEY_CHECK, _ROOT_KEY_CHECK)
+        self._execute(
+            "INSERT OR IGNORE INTO root_key_check (id, nonce, wrapped) VALUES (1, ?, ?)",
+            (nonce, check),
+        )
+        row = self._execute("SELECT nonce, wrapped FROM root_key_check WHERE id = 1", ()).fetchone()
+        try:
+            self._root.decrypt(row[0], row[1], _ROOT_KEY_CHECK)
+        except InvalidTag:
+            raise BackendUnavailableError(
+                "software keystore: the root key is not the one this keystore was created with"
+                " (every host of one database needs the same MOCK_KMS_ROOT_KEY)"
+            ) from None
         row = self._execute("SELECT material_id FROM material LIMIT 1", ()).fetchone()
         if row is not None:
             self._material(row[0])
@@ -536,16 +556,21 @@ class SoftwareBackend:
 
     def health(self) -> BackendHealth:
         try:
-            count = self._connect().execute("SELECT count(*) FROM material").fetchone()[0]
-        except (sqlite3.Error, BackendUnavailableError) as exc:
+            count = self._execute("SELECT count(*) FROM material", ()).fetchone()[0]
+        except BackendUnavailableError as exc:
             return BackendHealth("software", False, {"error": exc.__class__.__name__})
         return BackendHealth("software", True, {"materials": int(count)})
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        self._db.close()
+
+    def dispose(self) -> None:
+        """Release everything this process holds of the database (before a fork)."""
+        self._db.dispose()
+
+
+#: Wrapped under the root key in ``root_key_check`` (and its associated data).
+_ROOT_KEY_CHECK = b"mock-kms software keystore root key check"
 
 
 def _wrapping_associated_data(wrapping_key_id: str) -> bytes:

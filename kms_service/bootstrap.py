@@ -29,7 +29,7 @@ def open_backends(settings: Settings) -> dict[str, KeyBackend]:
     except RootKeyError as exc:
         raise ConfigurationError(str(exc)) from None
     backends: dict[str, KeyBackend] = {
-        "software": SoftwareBackend(settings.data_dir, root_key),
+        "software": SoftwareBackend(settings.data_dir, root_key, settings.database_url),
     }
     if settings.backend == "pkcs11":
         backends["pkcs11"] = open_pkcs11(settings)
@@ -79,7 +79,7 @@ def build_services(settings: Settings) -> Services:
     """Open the store and the backends for this process. Raises :class:`ConfigurationError`."""
     settings.validate()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = MetadataStore(settings.data_dir)
+    store = MetadataStore(settings.data_dir, settings.database_url)
     try:
         store.initialise()
     except StoreError as exc:

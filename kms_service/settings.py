@@ -77,6 +77,12 @@ class Settings:
     audit_log: str | None = None
     #: Fault-injection rules loaded at start (needs dev_endpoints).
     faults_file: Path | None = None
+    #: PostgreSQL for every piece of state (several hosts, one KMS; docs/several-hosts.md);
+    #: None: SQLite files in the data directory. Never printed: it may hold a password.
+    database_url: str | None = field(default=None, repr=False)
+    #: The S3 object data (and the SSE-S3 master key); None: ``<data-dir>/s3``. With a
+    #: database URL, every host must mount the same directory here.
+    s3_dir: Path | None = None
     # --- web console (kms_service.console, docs/console.md) ---------------------------------
     #: ``auto`` (on when bound to a loopback address), ``on`` or ``off``.
     console: str = "auto"
@@ -135,6 +141,8 @@ class Settings:
             "seed": pick("seed", "MOCK_KMS_SEED"),
             "audit_log": pick("audit_log", "MOCK_KMS_AUDIT_LOG"),
             "faults_file": pick("faults_file", "MOCK_KMS_FAULTS_FILE"),
+            "database_url": pick("database_url", "MOCK_KMS_DATABASE_URL"),
+            "s3_dir": pick("s3_dir", "MOCK_KMS_S3_DIR"),
         }
         # Web console (kms_service.console): kept apart from the table above.
         raw["console"] = pick("console", "MOCK_KMS_CONSOLE")
@@ -149,7 +157,7 @@ class Settings:
                 values[name] = _number(name, value)
             elif name in (
                 "data_dir", "credentials_file", "pkcs11_pin_file", "tls_cert", "tls_key",
-                "seed", "faults_file",
+                "seed", "faults_file", "s3_dir",
             ):  # fmt: skip
                 values[name] = Path(value)
             elif name in ("no_s3", "tls", "allow_sse_c_over_http", "dev_endpoints"):
@@ -157,6 +165,11 @@ class Settings:
             else:
                 values[name] = str(value)
         return cls(**values)
+
+    @property
+    def shared_database(self) -> bool:
+        """Whether the state lives in PostgreSQL (shared by several hosts)."""
+        return self.database_url is not None
 
     @property
     def s3_enabled(self) -> bool:
@@ -189,6 +202,13 @@ class Settings:
             raise ConfigurationError(
                 "--backend pkcs11 needs PKCS11_MODULE and PKCS11_TOKEN_LABEL "
                 "(or run `mock-kms softhsm-init --data-dir DIR` and `make run-hsm`)"
+            )
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ConfigurationError(
+                "--database-url/MOCK_KMS_DATABASE_URL must be a PostgreSQL URL "
+                "(postgresql://USER:PASSWORD@HOST:5432/DATABASE)"
             )
         if not 1 <= self.workers <= 64:
             raise ConfigurationError(f"--workers must be between 1 and 64, got {self.workers}")

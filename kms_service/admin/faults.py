@@ -184,7 +184,7 @@ class FaultInjector:
         return rules
 
     def set_rules(self, rules: Mapping[str, FaultRule]) -> None:
-        """Replace the rules for every worker (raises ``sqlite3.Error``)."""
+        """Replace the rules for every worker (raises :class:`database.DatabaseError`)."""
         self._shared.set(FAULTS, rules_to_json(rules) if rules else None)
 
     def before_operation(self, operation: str) -> None:

@@ -35,7 +35,7 @@ def clock_state(services: Services, shared: SharedSettings) -> dict[str, float |
 
 
 def move_clock(shared: SharedSettings, moved_offset_seconds: float) -> None:
-    """Set the run-time offset for every worker (raises ``sqlite3.Error``)."""
+    """Set the run-time offset for every worker (raises :class:`database.DatabaseError`)."""
     shared.set(CLOCK_OFFSET, repr(moved_offset_seconds) if moved_offset_seconds else None)
 
 

@@ -6,14 +6,15 @@ requests table show what the console did, under the signed-in principal.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 from flask import current_app, request
 
+from database import DatabaseUnavailableError
 from kms_service.domain.errors import (
+    DATABASE_UNAVAILABLE_MESSAGE,
     DependencyTimeoutException,
     KmsError,
     KMSInternalException,
@@ -71,9 +72,9 @@ def perform(operation: str, params: dict[str, Any], scope: RequestScope) -> Outc
         result = function(services(), scope, loaded)
     except KmsError as exc:
         error = exc
-    except sqlite3.OperationalError as exc:
-        log.warning("console request %s: database busy: %s", request_id, exc)
-        error = DependencyTimeoutException("The request timed out.")
+    except DatabaseUnavailableError as exc:
+        log.warning("console request %s: database unavailable: %s", request_id, exc)
+        error = DependencyTimeoutException(DATABASE_UNAVAILABLE_MESSAGE)
     except Exception:
         log.exception("console request %s: unexpected error", request_id)
         error = KMSInternalException(f"An internal error occurred (request id {request_id}).")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from database import DatabaseError
 from kms_service.admin.lifecycle import clock_state
 from kms_service.operations import Services
 from kms_service.operations.shared_settings import SharedSettings
@@ -70,8 +70,9 @@ def health_items(services: Services, shared: SharedSettings) -> list[HealthItem]
         items.append(HealthItem(label + default, report.ok, _backend_detail(report.detail)))
     try:
         counts = services.store.count_keys_by_state()
-        items.append(HealthItem("store", True, f"SQLite, {sum(counts.values())} keys"))
-    except sqlite3.Error as exc:
+        engine = "PostgreSQL" if services.store.engine == "postgresql" else "SQLite"
+        items.append(HealthItem("store", True, f"{engine}, {sum(counts.values())} keys"))
+    except DatabaseError as exc:
         items.append(HealthItem("store", False, type(exc).__name__))
     items.append(HealthItem("version", True, version()))
     clock = clock_view(services, shared)

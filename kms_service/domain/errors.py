@@ -191,6 +191,11 @@ class DependencyTimeoutException(KmsError):
     status = 500
 
 
+#: What a request that could not reach the database answers (DependencyTimeoutException for
+#: KMS, ServiceUnavailable for S3): both are retried by the AWS SDKs.
+DATABASE_UNAVAILABLE_MESSAGE = "The service could not reach its database; retry the request."
+
+
 # --- custom key stores (docs/custom-key-stores.md) -------------------------------------------
 class CustomKeyStoreNotFoundException(KmsError):
     pass

@@ -5,7 +5,7 @@ The keys of a multi-Region key are rows of ``keys`` with the same ``mrk-`` id in
 regions of one account; ``multi_region_members`` says which is the primary. They share their
 key material rows (so a ciphertext or signature made in one region is accepted in the others:
 a blob names its key by bare id, which resolves in the caller's region) and their automatic
-rotation settings; the store keeps both in step (:mod:`kms_service.store.sqlite`). Every
+rotation settings; the store keeps both in step (:mod:`kms_service.store.metadata`). Every
 region of a mock-kms process is served by the same backends, so a replica uses the very
 material objects of its primary; a backend that could not share them across regions says so
 in its capabilities and its keys are refused.

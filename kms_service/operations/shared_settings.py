@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING
 
+from database import DatabaseError
 from kms_service.store import MetadataStore
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class SharedSettings:
             return values
         try:
             values = self._store.service_settings()
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             log.warning("cannot read service settings, keeping the previous ones: %s", exc)
         self._snapshot = (now + self._cache_seconds, values)
         return values
@@ -70,7 +70,7 @@ class SharedSettings:
     def set(self, name: str, value: str | None) -> None:
         """Store ``value`` (None removes it) and refresh this process's view at once.
 
-        Raises ``sqlite3.Error`` if the database cannot be written.
+        Raises :class:`database.DatabaseError` if the database cannot be written.
         """
         with self._write_lock:
             with self._store.write():

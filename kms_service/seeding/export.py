@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from backends.base import MaterialNotFoundError
+from database import DatabaseError
 from kms_service.domain.errors import ConfigurationError
 from kms_service.domain.key_states import KeyState
 from kms_service.seeding.kinds import is_secret_spec
@@ -206,7 +206,7 @@ def _yaml(document: Any) -> str:
 def export_command(args: argparse.Namespace) -> int:
     """``mock-kms export``: print or write the state as a seed file."""
     settings = Settings.from_sources({"data_dir": args.data_dir})
-    store = MetadataStore(settings.data_dir)
+    store = MetadataStore(settings.data_dir, settings.database_url)
     if not store.path.is_file():
         raise ConfigurationError(f"no mock-kms database in {settings.data_dir}")
     material_source = None
@@ -224,8 +224,8 @@ def export_command(args: argparse.Namespace) -> int:
     try:
         document = export_state(store, material_source, warnings, left_out)
         text = dump_yaml(document, args.include_material, left_out)
-    except (StoreError, sqlite3.Error) as exc:
-        raise ConfigurationError(f"cannot read {store.path}: {exc}") from None
+    except (StoreError, DatabaseError) as exc:
+        raise ConfigurationError(f"cannot read {store.description}: {exc}") from None
     finally:
         store.close()
         if material_source is not None:

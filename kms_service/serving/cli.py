@@ -73,6 +73,17 @@ def _serve_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--faults-file", help="fault-injection rules, YAML/JSON (MOCK_KMS_FAULTS_FILE)"
     )
+    # Several hosts on one PostgreSQL (docs/several-hosts.md).
+    serve.add_argument(
+        "--database-url",
+        help="keep all state in PostgreSQL, postgresql://USER:PASSWORD@HOST:5432/DB "
+        "(MOCK_KMS_DATABASE_URL; default: SQLite in the data directory)",
+    )
+    serve.add_argument(
+        "--s3-dir",
+        help="S3 object data, shared by every host of one database "
+        "(MOCK_KMS_S3_DIR, default DATA_DIR/s3)",
+    )
     # Web console (kms_service.console, docs/console.md).
     serve.add_argument(
         "--console",
@@ -90,7 +101,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "bind", "data_dir", "backend", "workers", "threads", "region", "account_id",
             "auth", "credentials_file", "log_level", "pkcs11_pin_file",
             "no_s3", "s3_kms_endpoint", "tls", "tls_cert", "tls_key", "allow_sse_c_over_http",
-            "seed", "dev_endpoints", "audit_log", "faults_file",
+            "seed", "dev_endpoints", "audit_log", "faults_file", "database_url", "s3_dir",
         )
     }  # fmt: skip
     options["console"] = getattr(args, "console", None)  # web console (kms_service.console)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import Callable, Iterable
 from functools import partial
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import Flask, Response, current_app
 
+from database import DatabaseError
 from kms_service.admin.endpoints import ADMIN_PREFIX, admin_blueprint
 from kms_service.admin.faults import FaultConfigError, FaultInjector, load_rules_file, rules_to_json
 from kms_service.domain.errors import ConfigurationError, NotFoundException
@@ -31,7 +31,7 @@ from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorde
 from kms_service.operations import Services
 from kms_service.operations.shared_settings import CLOCK_OFFSET, FAULTS, attach_shared_settings
 from kms_service.settings import Settings
-from kms_service.store import MetadataStore
+from kms_service.store import MetadataStore, StoreError
 from kms_service.wire.protocol import encode_error, new_request_id
 
 log = logging.getLogger("mock_kms")
@@ -72,16 +72,16 @@ def _store_fault_rules(settings: Settings) -> None:
             rules_json = rules_to_json(load_rules_file(settings.faults_file)) or None
         except FaultConfigError as exc:
             raise ConfigurationError(str(exc)) from None
-    store = MetadataStore(settings.data_dir)
+    store = MetadataStore(settings.data_dir, settings.database_url)
     try:
         store.initialise()
         with store.write():
             store.set_service_setting(FAULTS, rules_json)
         moved = store.service_settings().get(CLOCK_OFFSET)
-    except sqlite3.Error as exc:
-        raise ConfigurationError(f"cannot write {store.path}: {exc}") from None
+    except (DatabaseError, StoreError) as exc:
+        raise ConfigurationError(f"cannot write {store.description}: {exc}") from None
     finally:
-        store.close()
+        store.dispose()
     if moved and float(moved):
         log.warning(
             "the service clock runs %.1f days ahead (moved by `mock-kms clock advance`; "

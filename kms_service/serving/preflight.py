@@ -26,13 +26,13 @@ def preflight(settings: Settings) -> None:
     except RootKeyError as exc:
         raise ConfigurationError(str(exc)) from None
     check_software_keystore(settings, root_key)
-    store = MetadataStore(settings.data_dir)
+    store = MetadataStore(settings.data_dir, settings.database_url)
     try:
         store.initialise()
     except StoreError as exc:
         raise ConfigurationError(str(exc)) from None
     finally:
-        store.close()
+        store.dispose()  # nothing of the database may cross the workers' fork
     build_authenticator(settings)
     if settings.backend == "pkcs11":
         # Checked in a child process: the gunicorn master never loads the PKCS#11 module.
@@ -46,12 +46,12 @@ def preflight(settings: Settings) -> None:
     from kms_service.key_stores.default_store import ensure_default_key_store
 
     load_clusters(settings)
-    store = MetadataStore(settings.data_dir)
+    store = MetadataStore(settings.data_dir, settings.database_url)
     try:
         now = Clock(settings.clock_offset_seconds).now()
         ensure_default_key_store(store, settings, now, at_start=True)
     finally:
-        store.close()
+        store.dispose()
     # --- end of custom key stores
     preflight_tls_and_s3(settings)
     check_bind(settings.bind)
@@ -68,22 +68,23 @@ def check_software_keystore(settings: Settings, root_key: bytes) -> None:
     """Open (and create) the software keystore once, then close it before any fork: a
     corrupt keystore file or a root key that does not open its material is one line here,
     not a worker that fails to boot or keys that fail at run time."""
-    import sqlite3
-
     from backends.base import BackendError
     from backends.software import KEYSTORE_FILE, SoftwareBackend
 
     try:
-        keystore = SoftwareBackend(settings.data_dir, root_key)
+        keystore = SoftwareBackend(settings.data_dir, root_key, settings.database_url)
         try:
             # A different root key would make every key unusable at run time: say so now.
             keystore.check_root_key()
         finally:
-            keystore.close()
-    except (BackendError, sqlite3.Error) as exc:
-        raise ConfigurationError(
-            f"cannot open {settings.data_dir / KEYSTORE_FILE}: {exc}"
-        ) from None
+            keystore.dispose()
+    except BackendError as exc:
+        where = (
+            "the software keystore"
+            if settings.database_url
+            else str(settings.data_dir / KEYSTORE_FILE)
+        )
+        raise ConfigurationError(f"cannot open {where}: {exc}") from None
 
 
 def check_bind(bind: str) -> None:

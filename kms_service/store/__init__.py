@@ -1,6 +1,7 @@
 """Key metadata persistence (SQLite)."""
 
 from kms_service.store.grants import GrantRecord
+from kms_service.store.metadata import MetadataStore, StoreError
 from kms_service.store.records import (
     AliasRecord,
     ImportedMaterialRecord,
@@ -10,7 +11,6 @@ from kms_service.store.records import (
     MultiRegionMember,
     WrappingKeyRecord,
 )
-from kms_service.store.sqlite import MetadataStore, StoreError
 
 __all__ = [
     "AliasRecord",

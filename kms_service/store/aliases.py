@@ -1,4 +1,4 @@
-"""Alias rows: a mixin of :class:`kms_service.store.sqlite.MetadataStore`."""
+"""Alias rows: a mixin of :class:`kms_service.store.metadata.MetadataStore`."""
 
 from __future__ import annotations
 

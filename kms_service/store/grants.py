@@ -1,6 +1,6 @@
 """Grant rows (schema version 3, the access-control block of schema.sql).
 
-A mixin of :class:`kms_service.store.sqlite.MetadataStore`, kept in its own module so the
+A mixin of :class:`kms_service.store.metadata.MetadataStore`, kept in its own module so the
 grant queries sit together. Every change runs inside the store's ``write()`` transaction.
 """
 

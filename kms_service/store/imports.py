@@ -1,5 +1,5 @@
 """Imported key material and import wrapping keys (GetParametersForImport,
-ImportKeyMaterial): a mixin of :class:`kms_service.store.sqlite.MetadataStore`."""
+ImportKeyMaterial): a mixin of :class:`kms_service.store.metadata.MetadataStore`."""
 
 from __future__ import annotations
 

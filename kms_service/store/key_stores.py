@@ -1,5 +1,5 @@
 """Custom key stores (schema version 6; docs/custom-key-stores.md): a mixin of
-:class:`kms_service.store.sqlite.MetadataStore`."""
+:class:`kms_service.store.metadata.MetadataStore`."""
 
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
-"""Schema steps: what brings an older ``mock-kms.sqlite3`` up to :data:`SCHEMA_VERSION`.
+"""Schema steps: what brings an older store up to :data:`SCHEMA_VERSION`, on either engine.
 
-:meth:`kms_service.store.sqlite.MetadataStore.initialise` runs schema.sql, then
-:func:`apply_schema_steps`, then sets ``PRAGMA user_version``, all in one transaction.
+:meth:`kms_service.store.metadata.MetadataStore.initialise` runs schema.sql (translated for
+PostgreSQL by :mod:`database.dialect`), then :func:`apply_schema_steps`, then records the
+version (SQLite: ``PRAGMA user_version``; PostgreSQL: the ``schema_versions`` row), all in one
+transaction. A store newer than the code refuses to start.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from database import Database
 
 #: 2 added ``service_settings`` (the movable clock, fault injection); 3 added imported key
 #: material (``import_wrapping_keys``, ``imported_materials`` and two ``keys`` columns); 4
@@ -24,18 +26,19 @@ _ADDED_COLUMNS = (
 )
 
 
-def apply_schema_steps(connection: sqlite3.Connection) -> None:
+def apply_schema_steps(database: Database) -> None:
     """Add the columns older tables lack and rebuild an older ``key_materials``; run after
     schema.sql inside the initialising transaction. Idempotent."""
     for table, column, declaration in _ADDED_COLUMNS:
-        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
-            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-    _share_key_materials(connection)
+        if column not in database.table_columns(table):
+            database.run_script(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    if database.engine == "sqlite":
+        # PostgreSQL stores began at schema 6: no older key_materials to rebuild there.
+        _share_key_materials(database)
 
 
 # >>> schema step "multi-Region keys" >>>
-def _share_key_materials(connection: sqlite3.Connection) -> None:
+def _share_key_materials(connection: Database) -> None:
     """Schema step "multi-Region keys": rebuild a ``key_materials`` table whose
     ``material_id`` is UNIQUE (databases before schema 3) without that constraint, so the keys
     of a multi-Region key can share rows. Idempotent: it looks at the table, not the version

@@ -1,5 +1,5 @@
 """Multi-Region key members (schema step "multi-Region keys"): a mixin of
-:class:`kms_service.store.sqlite.MetadataStore`."""
+:class:`kms_service.store.metadata.MetadataStore`."""
 
 from __future__ import annotations
 

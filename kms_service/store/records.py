@@ -1,6 +1,6 @@
 """The rows the metadata store reads and writes, as frozen dataclasses.
 
-Shared by :class:`kms_service.store.sqlite.MetadataStore` and its table mixins; grant rows
+Shared by :class:`kms_service.store.metadata.MetadataStore` and its table mixins; grant rows
 are :class:`kms_service.store.grants.GrantRecord`.
 """
 

@@ -1,4 +1,4 @@
-"""Service settings rows: a mixin of :class:`kms_service.store.sqlite.MetadataStore`."""
+"""Service settings rows: a mixin of :class:`kms_service.store.metadata.MetadataStore`."""
 
 from __future__ import annotations
 

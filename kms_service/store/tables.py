@@ -1,4 +1,4 @@
-"""What the store's table mixins use of :class:`kms_service.store.sqlite.MetadataStore`.
+"""What the store's table mixins use of :class:`kms_service.store.metadata.MetadataStore`.
 
 Each area of the schema (grants, aliases, imported material, multi-Region members, custom key
 stores, service settings) has its queries in a mixin of ``MetadataStore``, kept in its own
@@ -9,9 +9,11 @@ runs inside the store's ``write()`` transaction.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from database import Rows
 
 
 class StoreTables:
@@ -19,8 +21,8 @@ class StoreTables:
 
     if TYPE_CHECKING:
         # Provided by MetadataStore, which every subclass is mixed into.
-        def _connection(self) -> sqlite3.Connection: ...
+        def _execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
 
-        def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor: ...
+        def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
         def _read_cache(self) -> dict[tuple[str, ...], Any] | None: ...

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from time import perf_counter
 from typing import Any
 from urllib.parse import quote
@@ -16,8 +15,10 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from database import DatabaseUnavailableError
 from kms_service.access.request import AccessScope
 from kms_service.domain.errors import (
+    DATABASE_UNAVAILABLE_MESSAGE,
     DependencyTimeoutException,
     KmsError,
     KMSInternalException,
@@ -65,14 +66,18 @@ def error_response(error: KmsError, request_id: str) -> Response:
 
 @blueprint.get("/healthz")
 def healthz() -> Response:
-    """200 with the backends' state once the default backend is usable, else 503."""
+    """200 with the backends' and the database's state once the default backend is usable
+    and the database answers, else 503 (a load balancer takes the host out of rotation)."""
     services = _services()
+    database = services.store.database.health()
     reports = {name: backend.health() for name, backend in services.backends.items()}
-    healthy = reports[services.default_backend].ok
+    healthy = database.ok and reports[services.default_backend].ok
     body = {
         "status": "ok" if healthy else "unavailable",
         "default_backend": services.default_backend,
         "backends": {name: {"ok": report.ok, **report.detail} for name, report in reports.items()},
+        # The engine and whether it answers; the URL is not shown (it may hold a password).
+        "database": {"engine": database.engine, "ok": database.ok},
     }
     return Response(
         json.dumps(body), status=200 if healthy else 503, content_type="application/json"
@@ -140,10 +145,12 @@ def dispatch(path: str) -> Response:
         require_authorized(scope)
     except KmsError as exc:
         error = exc
-    except sqlite3.OperationalError as exc:
-        # Lock timeouts under extreme contention: a retryable server-side fault.
-        log.warning("request %s: database busy: %s", request_id, exc)
-        error = DependencyTimeoutException("The request timed out.")
+    except DatabaseUnavailableError as exc:
+        # The database is unreachable (PostgreSQL restarting, a lost connection) or its lock
+        # timed out: a retryable server-side fault, which AWS SDKs retry. Nothing of the
+        # request was committed.
+        log.warning("request %s: database unavailable: %s", request_id, exc)
+        error = DependencyTimeoutException(DATABASE_UNAVAILABLE_MESSAGE)
     except Exception:
         log.exception("request %s: unexpected error", request_id)
         error = KMSInternalException(f"An internal error occurred (request id {request_id}).")

@@ -1,5 +1,5 @@
 """The write counters that tell every process when its cached key rows are stale
-(kms_service.store.generation), and the store's read cache built on them.
+(database.sqlite_generation), and the store's read cache built on them.
 
 Two ``MetadataStore`` instances on one data directory stand for two gunicorn workers: each
 has its own connections and caches and shares only the files, as processes do. Crashes are
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from database import sqlite_engine as store_module
+from database.sqlite_engine import GENERATION_SUFFIX
+from database.sqlite_generation import WriteGeneration
 from kms_service.store import KeyRecord, MetadataStore
-from kms_service.store import sqlite as store_module
-from kms_service.store.generation import WriteGeneration
-from kms_service.store.sqlite import DATABASE_FILE, GENERATION_SUFFIX
+from kms_service.store.metadata import DATABASE_FILE
 from tests.support.records import key_record
 
 ACCOUNT, REGION, KEY_ID = "111122223333", "us-east-1", "1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kms_service.domain.key_states import KeyState
 from kms_service.store import MetadataStore
-from kms_service.store.sqlite import DATABASE_FILE, SCHEMA_VERSION
+from kms_service.store.metadata import DATABASE_FILE, SCHEMA_VERSION
 from tests.support.records import key_record
 
 KEY = key_record(

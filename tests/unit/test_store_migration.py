@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from database import DatabaseError
 from kms_service.store import MetadataStore
-from kms_service.store.sqlite import DATABASE_FILE, SCHEMA_VERSION
+from kms_service.store.metadata import DATABASE_FILE, SCHEMA_VERSION
 
 
 def test_version_1_database_is_migrated(tmp_path: Path) -> None:
@@ -21,7 +22,7 @@ def test_version_1_database_is_migrated(tmp_path: Path) -> None:
     )
     connection.close()
     store = MetadataStore(tmp_path)
-    with pytest.raises(sqlite3.Error):  # before: no settings table
+    with pytest.raises(DatabaseError):  # before: no settings table
         store.service_settings()
     store.close()
     store = MetadataStore(tmp_path)

@@ -1,31 +1,28 @@
-"""SQLite store: the single source of truth for every gunicorn worker.
+"""The key store: every piece of KMS metadata, on SQLite (embedded default) or PostgreSQL.
 
-Each thread of each worker has its own connection (WAL mode, so readers never block the
-writer). Every state change runs inside :meth:`MetadataStore.write`, one ``BEGIN IMMEDIATE``
-transaction: concurrent writers queue on SQLite's lock and re-read what they change, so no
-update is lost and a crash leaves either the old state or the new one.
+One implementation over :mod:`database` (statements written once, ``?`` placeholders). Every
+state change runs inside :meth:`MetadataStore.write`, one transaction in which writers of
+every process and host are serialised: concurrent writers queue and re-read what they change,
+so no update is lost and a crash leaves either the old state or the new one.
 
-This module is the core (connection, transactions, read cache, initialising) and the keys,
-key materials and tags; the other areas' queries are mixins (:mod:`kms_service.store.tables`),
-the rows are in :mod:`kms_service.store.records` and the schema steps in
-:mod:`kms_service.store.migrations`.
+This module is the core (transactions, read cache, initialising) and the keys, key materials
+and tags; the other areas' queries are mixins (:mod:`kms_service.store.tables`), the rows are in
+:mod:`kms_service.store.records` and the schema steps in :mod:`kms_service.store.migrations`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from database import Database, DatabaseError, Rows, open_database
 from kms_service.domain.key_states import KeyState
 from kms_service.store.aliases import AliasTables
-from kms_service.store.generation import WriteGeneration
 from kms_service.store.grants import GrantTables
 from kms_service.store.imports import ImportTables
 from kms_service.store.key_stores import KeyStoreTables
@@ -34,16 +31,13 @@ from kms_service.store.multi_region import MULTI_REGION_SHARED_COLUMNS, MultiReg
 from kms_service.store.records import KeyRecord, MaterialRecord
 from kms_service.store.service_settings import ServiceSettingsTables
 
-__all__ = ["DATABASE_FILE", "GENERATION_SUFFIX", "SCHEMA_VERSION", "MetadataStore", "StoreError"]
+__all__ = ["DATABASE_FILE", "SCHEMA_VERSION", "MetadataStore", "StoreError"]
 
 DATABASE_FILE = "mock-kms.sqlite3"
+#: The store's name among the schemas that share a PostgreSQL database.
+SCHEMA_COMPONENT = "kms"
 #: Rows one thread may keep between database changes (see ``MetadataStore._read_cache``).
 _READ_CACHE_LIMIT = 4096
-#: Beside the database: the write counters every process checks its cached rows against.
-GENERATION_SUFFIX = "-generation"
-#: How often a thread also asks SQLite whether the database changed, which catches programs
-#: other than mock-kms writing to it (they do not count their writes in the generation file).
-_FOREIGN_WRITE_CHECK_S = 1.0
 
 
 class StoreError(Exception):
@@ -78,148 +72,94 @@ class MetadataStore(
 ):
     """Keys, key-material versions, aliases and tags, scoped by account and region."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+        """The store in ``database_url`` (PostgreSQL) if given, else SQLite in ``data_dir``.
+        Nothing is opened until first use."""
         self._path = data_dir / DATABASE_FILE
+        self._db: Database = open_database(database_url or self._path, generation=True)
         self._local = threading.local()
-        self._generation: WriteGeneration | None = None
-        self._generation_lock = threading.Lock()
 
     @property
     def path(self) -> Path:
+        """The SQLite file (meaningful only when :attr:`engine` is ``sqlite``)."""
         return self._path
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    @property
+    def engine(self) -> str:
+        return self._db.engine
+
+    @property
+    def description(self) -> str:
+        """The file, or the URL without its password."""
+        return self._db.description
+
     def initialise(self) -> None:
-        """Create the database and its schema if needed. Raises :class:`StoreError`."""
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        """Create the schema if needed and bring an older one up to :data:`SCHEMA_VERSION`,
+        in one transaction. Raises :class:`StoreError` (unreachable database, or a schema
+        written by a newer mock-kms)."""
         schema = resources.files("kms_service.store").joinpath("schema.sql").read_text()
         try:
-            connection = self._connection()
-            connection.execute("PRAGMA journal_mode=WAL")
             with self.write():
-                version = connection.execute("PRAGMA user_version").fetchone()[0]
+                version = self._db.schema_version(SCHEMA_COMPONENT)
                 if version > SCHEMA_VERSION:
                     raise StoreError(
-                        f"{self._path} was written by a newer mock-kms (schema {version})"
+                        f"{self.description} was written by a newer mock-kms (schema {version},"
+                        f" this one knows {SCHEMA_VERSION}): upgrade mock-kms"
                     )
-                for statement in schema.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                apply_schema_steps(connection)
-                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open database {self._path}: {exc}") from None
-
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self._path, timeout=30, isolation_level=None, check_same_thread=True
-            )
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA busy_timeout=30000")
-            self._local.connection = connection
-            self._local.depth = 0
-            # A new connection starts new data_version/total_changes counters: nothing cached
-            # under the old connection's token may be trusted.
-            self._local.cache = {}
-            self._local.cache_token = None
-            self._local.data_version = None
-            self._local.foreign_check_due = 0.0
-        return connection
-
-    def _writes(self) -> WriteGeneration:
-        """The shared write counters, opened on first use. Raises :class:`StoreError`."""
-        generation = self._generation
-        if generation is None:
-            with self._generation_lock:
-                generation = self._generation
-                if generation is None:
-                    path = self._path.with_name(self._path.name + GENERATION_SUFFIX)
-                    try:
-                        generation = WriteGeneration(path)
-                    except OSError as exc:
-                        raise StoreError(f"cannot open {path}: {exc.strerror}") from None
-                    self._generation = generation
-        return generation
-
-    def _stable_generation(self) -> int | None:
-        """The shared write count when no write is in flight; None otherwise, and when the
-        counter file cannot be opened (a reader without write access to the data directory,
-        such as ``mock-kms export`` run by another user), which only turns caching off."""
-        try:
-            return self._writes().stable()
-        except StoreError:
-            return None
+                self._db.run_script(schema)
+                apply_schema_steps(self._db)
+                self._db.set_schema_version(SCHEMA_COMPONENT, SCHEMA_VERSION)
+        except DatabaseError as exc:
+            raise StoreError(f"cannot open database {exc}") from None
 
     def _read_cache(self) -> dict[tuple[str, ...], Any] | None:
         """This thread's cache of rows read outside transactions, emptied whenever the
-        database may have changed since they were read; None while any process is writing,
-        and inside a transaction, whose reads must see its own uncommitted writes and must
-        not outlive a rollback.
+        database may have changed since they were read (on any host); None while that cannot
+        be known (a write in flight, a lost notification channel) and inside a transaction,
+        whose reads must see its own uncommitted writes and must not outlive a rollback.
 
-        Checking costs two reads of shared memory (:mod:`kms_service.store.generation`,
-        which every write through :meth:`write` updates, in any process), this connection's
-        ``total_changes`` (its own writes outside :meth:`write`) and, once a second, SQLite's
-        ``PRAGMA data_version`` for writers other than mock-kms. So a key disabled through one
-        worker is refused by every worker on its next request.
+        The check costs no database round trip (:meth:`database.Database.cache_token`): so a
+        key disabled through one worker or host is refused by every other on its next request.
         """
-        connection = self._connection()
-        if connection.in_transaction:
-            return None
-        generation = self._stable_generation()
-        if generation is None:
+        token = self._db.cache_token()
+        if token is None:
             return None
         local = self._local
-        now = time.monotonic()
-        if now >= local.foreign_check_due:
-            local.data_version = connection.execute("PRAGMA data_version").fetchone()[0]
-            local.foreign_check_due = now + _FOREIGN_WRITE_CHECK_S
-        token = (generation, local.data_version, connection.total_changes)
-        if token != local.cache_token or len(local.cache) >= _READ_CACHE_LIMIT:
-            local.cache = {}
+        cache: dict[tuple[str, ...], Any] | None = getattr(local, "cache", None)
+        if cache is None or token != local.cache_token or len(cache) >= _READ_CACHE_LIMIT:
+            cache = local.cache = {}
             local.cache_token = token
-        cache: dict[tuple[str, ...], Any] = local.cache
         return cache
 
+    def cache_token(self) -> object | None:
+        """The database's cache token (see :meth:`database.Database.cache_token`)."""
+        return self._db.cache_token()
+
     def close(self) -> None:
-        """Close this thread's connection."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        """Release this thread's connection."""
+        self._db.close()
+        self._local.cache = None
+
+    def dispose(self) -> None:
+        """Release everything this process holds of the database (before a fork)."""
+        self._db.dispose()
+        self._local.cache = None
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        """One ``BEGIN IMMEDIATE`` transaction; nested calls join the outer one."""
-        connection = self._connection()
-        if self._local.depth:
-            self._local.depth += 1
-            try:
-                yield
-            finally:
-                self._local.depth -= 1
-            return
-        writes = self._writes()
-        connection.execute("BEGIN IMMEDIATE")
-        # Counted while SQLite's write lock is held and before anything can be committed, so
-        # no process keeps using rows cached before this write (see _read_cache).
-        number = writes.begin()
-        self._local.depth = 1
-        try:
-            try:
-                yield
-            except BaseException:
-                self._local.depth = 0
-                connection.execute("ROLLBACK")
-                raise
-            self._local.depth = 0
-            connection.execute("COMMIT")
-        finally:
-            writes.complete(number)
+        """One write transaction; nested calls join the outer one."""
+        with self._db.transaction():
+            yield
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self._connection().execute(sql, params)
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        return self._db.execute(sql, params)
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
 
     # --- keys --------------------------------------------------------------------------
     def get_key(self, account_id: str, region: str, key_id: str) -> KeyRecord | None:
@@ -304,7 +244,7 @@ class MetadataStore(
             ).fetchone()
             is None
         ]
-        self._connection().executemany(
+        self._executemany(
             "INSERT OR IGNORE INTO pending_destruction (material_id, backend) VALUES (?, ?)",
             [(material_id, key.backend) for material_id in unused],
         )
@@ -406,7 +346,7 @@ class MetadataStore(
         ]
 
     def put_tags(self, key: KeyRecord, tags: Sequence[tuple[str, str]]) -> None:
-        self._connection().executemany(
+        self._executemany(
             "INSERT INTO tags (account_id, region, key_id, tag_key, tag_value)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, region, key_id, tag_key)"
             " DO UPDATE SET tag_value = excluded.tag_value",
@@ -414,7 +354,7 @@ class MetadataStore(
         )
 
     def delete_tags(self, key: KeyRecord, tag_keys: Sequence[str]) -> None:
-        self._connection().executemany(
+        self._executemany(
             "DELETE FROM tags WHERE account_id = ? AND region = ? AND key_id = ? AND tag_key = ?",
             [(key.account_id, key.region, key.key_id, k) for k in tag_keys],
         )

@@ -1,0 +1,391 @@
+"""The PostgreSQL engine: several mock-kms hosts, one database (``--database-url``).
+
+* Connections come from a psycopg 3 pool, opened lazily in each process (never across a
+  gunicorn fork). Reads outside a transaction run in autocommit on a pooled connection.
+* Writers are serialised, as SQLite serialises them: every transaction first takes one
+  transaction-level advisory lock, so what a transaction reads (the next material sequence
+  number, whether an alias exists) stays true until it commits, on every host.
+* Caches: every transaction that may invalidate them bumps the ``store_generation`` row and
+  sends ``NOTIFY mock_kms_generation`` with the new value, both in the transaction, so the
+  notification goes out exactly when the write becomes visible. Each process has one
+  listener thread (:mod:`database.postgres_listener`); :meth:`cache_token` is two attribute
+  reads, with no database round trip.
+* Faults: a lost connection, a restarting server or a pool with no free connection raise
+  :class:`DatabaseUnavailableError`. A read that fails on a broken pooled connection is
+  retried once on a fresh one after the pool has dropped the broken ones; a write is never
+  retried here (its outcome would be unknown), the client retries it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+from psycopg.types.numeric import Int8Dumper
+
+from database.dialect import ddl_to_postgres, is_read, split_script, to_postgres
+from database.engine import DatabaseHealth
+from database.errors import DatabaseError, DatabaseIntegrityError, DatabaseUnavailableError
+from database.postgres_listener import GenerationListener
+
+#: The advisory lock every write transaction holds (any constant both hosts agree on).
+WRITE_LOCK_ID = 0x6D6F636B6B6D73  # "mockkms"
+NOTIFY_CHANNEL = "mock_kms_generation"
+#: Connections per process: the request threads of a worker plus the background tasks.
+POOL_MAX_SIZE = int(os.environ.get("MOCK_KMS_DATABASE_POOL_SIZE", "8"))
+#: How long a request waits for a pooled connection (all busy, or the server down) before
+#: it is answered with a retryable error.
+POOL_TIMEOUT_S = 5.0
+_CONNECTION_OPTIONS: dict[str, Any] = {
+    "autocommit": True,
+    "connect_timeout": 3,
+    "application_name": "mock-kms",
+    # A host whose database vanished without a FIN (a network partition) notices in ~25 s.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    # A statement stuck longer than this (a hung server) fails rather than holding a request
+    # thread for ever; waiting for the write lock counts.
+    "options": "-c statement_timeout=20000",
+}
+_ENGINE_TABLES = (
+    "CREATE TABLE IF NOT EXISTS store_generation (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
+    "INSERT INTO store_generation (id, value) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS schema_versions ("
+    " component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+class _BoolAsInteger(Int8Dumper):
+    """Booleans go into the INTEGER columns SQLite uses for them (0/1), as sqlite3 does."""
+
+    def dump(self, obj: Any) -> bytes | bytearray | memoryview[int] | None:
+        return super().dump(int(obj))
+
+
+def _configure(connection: psycopg.Connection[Any]) -> None:
+    connection.adapters.register_dumper(bool, _BoolAsInteger)
+
+
+def translate_error(exc: Exception, description: str) -> DatabaseError:
+    """The engine-neutral form of a psycopg or pool error (never includes the password)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.IntegrityError):
+        return DatabaseIntegrityError(f"{description}: {text}")
+    if isinstance(
+        exc,
+        psycopg.OperationalError
+        | psycopg_pool.PoolTimeout
+        | psycopg_pool.PoolClosed
+        | psycopg.errors.QueryCanceled,
+    ):
+        return DatabaseUnavailableError(f"{description}: {text}")
+    return DatabaseError(f"{description}: {text}")
+
+
+class FetchedRows:
+    """A statement's rows, fetched before its connection went back to the pool."""
+
+    __slots__ = ("_position", "_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self._position = 0
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        if self._position >= len(self._rows):
+            return None
+        row = self._rows[self._position]
+        self._position += 1
+        return row
+
+    def fetchall(self) -> list[Any]:
+        rows = self._rows[self._position :]
+        self._position = len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+def _run(connection: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> FetchedRows:
+    cursor = connection.execute(to_postgres(sql), tuple(params) if params else None)
+    rows = cursor.fetchall() if cursor.description is not None else []
+    return FetchedRows(rows, cursor.rowcount)
+
+
+class PostgresDatabase:
+    """A PostgreSQL database shared by every host; see :class:`database.engine.Database`."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.description = redact(url)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._listener: GenerationListener | None = None
+        self._prepared = False
+
+    # --- the pool and the listener, per process --------------------------------------------
+    def _open(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+        pool = self._pool
+        if pool is not None and self._pid == os.getpid():
+            return pool
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                # After a fork the parent's pool and listener are the parent's: never touch
+                # their sockets here, start afresh.
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.url,
+                    kwargs=_CONNECTION_OPTIONS,
+                    min_size=1,
+                    max_size=max(POOL_MAX_SIZE, 2),
+                    configure=_configure,
+                    timeout=POOL_TIMEOUT_S,
+                    reconnect_timeout=30.0,
+                    name="mock-kms",
+                    open=True,
+                )
+                self._listener = None
+                self._prepared = False
+                self._pid = os.getpid()
+            return self._pool
+
+    def _prepare(self, connection: psycopg.Connection[Any]) -> None:
+        """Create the engine's own tables once per process (under the write lock, since
+        concurrent ``CREATE TABLE IF NOT EXISTS`` may collide)."""
+        if self._prepared:
+            return
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_ID,))
+            for statement in _ENGINE_TABLES:
+                connection.execute(statement)
+        self._prepared = True
+
+    def listener(self) -> GenerationListener:
+        """This process's notification listener, started on first use."""
+        self._open()
+        listener = self._listener
+        if listener is None:
+            with self._lock:
+                listener = self._listener
+                if listener is None:
+                    listener = GenerationListener(
+                        self.url, NOTIFY_CHANNEL, _CONNECTION_OPTIONS, on_reconnect=self._recheck
+                    )
+                    listener.start()
+                    self._listener = listener
+        return listener
+
+    def _recheck(self) -> None:
+        """After the listener lost its connection (a restarted server, say), drop the pooled
+        connections that died with it rather than let requests find them one by one."""
+        pool = self._pool
+        if pool is not None and self._pid == os.getpid():
+            with contextlib.suppress(psycopg.Error):
+                pool.check()
+
+    def close(self) -> None:
+        """Nothing per thread: pooled connections go back after every statement."""
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                if self._listener is not None:
+                    self._listener.stop()
+                if self._pool is not None:
+                    self._pool.close()
+            self._pool = None
+            self._listener = None
+            self._pid = 0
+
+    # --- statements ----------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> FetchedRows:
+        connection: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            try:
+                return _run(connection, sql, params)
+            except psycopg.Error as exc:
+                raise translate_error(exc, self.description) from None
+        if not is_read(sql):
+            with self.transaction():
+                return self.execute(sql, params)
+        pool = self._open()
+        for attempt in (1, 2):
+            try:
+                with pool.connection() as pooled:
+                    self._prepare(pooled)
+                    return _run(pooled, sql, params)
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise translate_error(exc, self.description) from None
+                self._recheck()
+            except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+                raise translate_error(exc, self.description) from None
+        raise AssertionError("unreachable")
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(row) for row in rows]
+        if not rows:
+            return
+        with self.transaction():
+            connection = self._local.connection
+            try:
+                with connection.cursor() as cursor:
+                    cursor.executemany(to_postgres(sql), rows)
+            except psycopg.Error as exc:
+                raise translate_error(exc, self.description) from None
+
+    def run_script(self, script: str) -> None:
+        for statement in split_script(script):
+            self.execute(ddl_to_postgres(statement))
+
+    # --- transactions ----------------------------------------------------------------------
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "connection", None) is not None
+
+    def _begin(self) -> psycopg.Connection[Any]:
+        """A pooled connection inside ``BEGIN`` holding the write lock. A broken pooled
+        connection (found at BEGIN, before anything was written) is replaced once."""
+        pool = self._open()
+        for attempt in (1, 2):
+            try:
+                connection = pool.getconn()
+            except (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+                raise translate_error(exc, self.description) from None
+            try:
+                self._prepare(connection)
+                connection.execute("BEGIN")
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_ID,))
+                return connection
+            except psycopg.Error as exc:
+                pool.putconn(connection)
+                if attempt == 2 or not isinstance(exc, psycopg.OperationalError):
+                    raise translate_error(exc, self.description) from None
+                self._recheck()
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def transaction(self, *, invalidates_caches: bool = True) -> Iterator[None]:
+        local = self._local
+        if getattr(local, "connection", None) is not None:
+            yield
+            return
+        pool = self._open()
+        connection = self._begin()
+        generation = 0
+        local.connection = connection
+        try:
+            try:
+                if invalidates_caches:
+                    generation = connection.execute(
+                        "UPDATE store_generation SET value = value + 1 WHERE id = 1 RETURNING value"
+                    ).fetchone()[0]  # type: ignore[index]
+                    # Delivered at COMMIT, to every listening host, or not at all.
+                    connection.execute(
+                        "SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(generation))
+                    )
+                yield
+            except BaseException:
+                local.connection = None
+                # A broken connection cannot roll back: the server rolled back for us.
+                with contextlib.suppress(psycopg.Error):
+                    connection.execute("ROLLBACK")
+                raise
+            local.connection = None
+            connection.execute("COMMIT")
+        except psycopg.Error as exc:
+            raise translate_error(exc, self.description) from None
+        finally:
+            local.connection = None
+            pool.putconn(connection)
+        if generation:
+            # This host sees its own write at once, without waiting for its notification.
+            self.listener().observe(int(generation))
+
+    # --- caches ----------------------------------------------------------------------------
+    def cache_token(self) -> Hashable | None:
+        if getattr(self._local, "connection", None) is not None:
+            return None
+        listener = self._listener
+        if listener is None or self._pid != os.getpid():
+            listener = self.listener()
+        return listener.token()
+
+    # --- schema ----------------------------------------------------------------------------
+    def schema_version(self, component: str) -> int:
+        row = self.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", (component,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_schema_version(self, component: str, version: int) -> None:
+        self.execute(
+            "INSERT INTO schema_versions (component, version) VALUES (?, ?)"
+            " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+            (component, version),
+        )
+
+    def table_columns(self, table: str) -> set[str]:
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        )
+        return {row[0] for row in rows}
+
+    def health(self) -> DatabaseHealth:
+        try:
+            self.execute("SELECT 1").fetchone()
+        except DatabaseError as exc:
+            return DatabaseHealth(self.engine, False, str(exc))
+        listener = self._listener
+        if listener is not None and listener.token() is None:
+            # Answering, but changes made by other hosts are not being heard: caching is off
+            # (still correct) until the listener reconnects.
+            return DatabaseHealth(self.engine, True, f"{self.description} (reconnecting)")
+        return DatabaseHealth(self.engine, True, self.description)
+
+
+_SHARED: dict[str, PostgresDatabase] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_postgres_database(url: str) -> PostgresDatabase:
+    """The one :class:`PostgresDatabase` of ``url`` in this process (one pool, one listener
+    for the key store, the software keystore and the S3 records)."""
+    with _SHARED_LOCK:
+        database = _SHARED.get(url)
+        if database is None:
+            database = _SHARED[url] = PostgresDatabase(url)
+        return database
+
+
+def dispose_all() -> None:
+    """Close every pool and listener of this process (before a fork)."""
+    with _SHARED_LOCK:
+        databases = list(_SHARED.values())
+    for database in databases:
+        database.dispose()

@@ -1,0 +1,123 @@
+"""One thread per process that hears every host's writes: ``LISTEN mock_kms_generation``.
+
+Each write transaction bumps the ``store_generation`` row and notifies its new value at
+commit (:mod:`database.postgres_engine`). The listener keeps the highest value heard; the
+cache token is ``(epoch, value)``, read without a lock or a round trip. So a key disabled on
+one host changes the token of every host as soon as the notification arrives, which is before
+the disabling request's response has left its host in practice (the notification is sent at
+commit, the response after it).
+
+Lost notifications are bounded two ways:
+
+* while the listening connection is down, :meth:`GenerationListener.token` is None, so no
+  host caches anything (every read goes to the database: slower, never stale); after
+  reconnecting it LISTENs first and then reads the row, so nothing committed in between is
+  missed, and the epoch changes so nothing cached before the outage is reused;
+* every :data:`POLL_SECONDS` it also reads the row, which catches a write whose notification
+  never came (a writer other than mock-kms that bumps the row without notifying).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger("mock_kms.database")
+
+#: The fallback: at most this long between reads of the generation row.
+POLL_SECONDS = 1.0
+#: Pause between attempts to reconnect.
+RECONNECT_SECONDS = 0.5
+
+
+class GenerationListener:
+    """The highest write generation this process has heard of, kept current by a daemon
+    thread."""
+
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        options: dict[str, Any],
+        *,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
+        self._url = url
+        self._channel = channel
+        self._options = options
+        self._on_reconnect = on_reconnect
+        self._value = 0
+        self._epoch = 0
+        self._live = False
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mock-kms-listener", daemon=True)
+
+    def start(self, wait_seconds: float = 2.0) -> None:
+        """Start listening; wait up to ``wait_seconds`` for the first connection (until then,
+        and whenever it is lost, nothing is cached)."""
+        self._thread.start()
+        self._connected.wait(wait_seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def token(self) -> tuple[int, int] | None:
+        """``(epoch, generation)`` while listening, else None. Two attribute reads."""
+        if not self._live:
+            return None
+        return (self._epoch, self._value)
+
+    def observe(self, value: int) -> None:
+        """Record that write ``value`` has committed (heard, polled, or made here)."""
+        with self._lock:
+            if value > self._value:
+                self._value = value
+
+    def _read_row(self, connection: psycopg.Connection[Any]) -> int:
+        row = connection.execute("SELECT value FROM store_generation WHERE id = 1").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _run(self) -> None:
+        reconnecting = False
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._url, **self._options) as connection:
+                    connection.execute(f"LISTEN {self._channel}")
+                    # After LISTEN, so a write committed in between is in the row or heard.
+                    value = self._read_row(connection)
+                    with self._lock:
+                        self._value = max(self._value, value)
+                        self._epoch += 1
+                        self._live = True
+                    self._connected.set()
+                    if reconnecting:
+                        log.info("database notifications restored; caching again")
+                        if self._on_reconnect is not None:
+                            self._on_reconnect()
+                    self._listen(connection)
+            except psycopg.Error as exc:
+                if not reconnecting:
+                    log.warning("database notifications lost (%s); caching off", type(exc).__name__)
+            self._live = False
+            reconnecting = True
+            self._connected.set()  # start() must not wait for a database that is down
+            self._stopping.wait(RECONNECT_SECONDS)
+
+    def _listen(self, connection: psycopg.Connection[Any]) -> None:
+        while not self._stopping.is_set():
+            deadline = time.monotonic() + POLL_SECONDS
+            for notification in connection.notifies(timeout=POLL_SECONDS):
+                # A payload that is not ours is ignored: the row read below still counts.
+                with contextlib.suppress(ValueError):
+                    self.observe(int(notification.payload))
+                if time.monotonic() >= deadline:
+                    break
+            self.observe(self._read_row(connection))
