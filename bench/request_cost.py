@@ -359,12 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = (ceiling_caller, request_environs(ceiling_caller, cases, fixed_keys=True))
     print(f"{'operation':20s} {'mock-kms us':>12s} {'ceiling us':>11s} {'extra us':>9s}")
     for case in cases:
-        ours = cpu_per_request(caller, environs[case.name], args.number, args.repeat)
+        mine = cpu_per_request(caller, environs[case.name], args.number, args.repeat)
         if ceiling is None:
-            print(f"{case.name:20s} {ours:12.1f}")
+            print(f"{case.name:20s} {mine:12.1f}")
             continue
-        theirs = cpu_per_request(ceiling[0], ceiling[1][case.name], args.number, args.repeat)
-        print(f"{case.name:20s} {ours:12.1f} {theirs:11.1f} {ours - theirs:9.1f}")
+        base = cpu_per_request(ceiling[0], ceiling[1][case.name], args.number, args.repeat)
+        print(f"{case.name:20s} {mine:12.1f} {base:11.1f} {mine - base:9.1f}")
     return 0
 
 

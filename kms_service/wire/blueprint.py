@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 from urllib.parse import quote
-
-from collections.abc import Iterable
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import Blueprint, Flask, Response, current_app, request
