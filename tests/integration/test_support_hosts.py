@@ -91,6 +91,11 @@ def test_a_change_through_one_host_is_seen_by_the_other(group: HostGroup) -> Non
 
 def test_the_group_is_one_server_to_its_clients(group: HostGroup) -> None:
     assert group.endpoint == f"http://127.0.0.1:{group.proxy.port}"
+    engine = "postgresql" if group.database_url else "sqlite"
+    for host in group.hosts:
+        health = host.health()
+        assert health["status"] == "ok"
+        assert health["database"] == {"engine": engine, "ok": True}
     assert group.health()["status"] == "ok"
     assert group.data_dir == group.hosts[0].data_dir
     assert group.log_path.read_text().count("Listening at:") == 2  # one log for both
