@@ -15,15 +15,17 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from database import DatabaseUnavailableError
+from database import DatabaseUnavailableError, DatabaseValueError
 from kms_service.access.request import AccessScope
 from kms_service.domain.errors import (
     DATABASE_UNAVAILABLE_MESSAGE,
+    NUL_REFUSED_MESSAGE,
     DependencyTimeoutException,
     KmsError,
     KMSInternalException,
     UnknownOperationException,
     UnsupportedOperationException,
+    ValidationException,
 )
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
@@ -145,6 +147,9 @@ def dispatch(path: str) -> Response:
         require_authorized(scope)
     except KmsError as exc:
         error = exc
+    except DatabaseValueError:
+        # PostgreSQL's TEXT cannot hold NUL (SQLite can): refused, naming no internals.
+        error = ValidationException(NUL_REFUSED_MESSAGE)
     except DatabaseUnavailableError as exc:
         # The database is unreachable (PostgreSQL restarting, a lost connection) or its lock
         # timed out: a retryable server-side fault, which AWS SDKs retry. Nothing of the
