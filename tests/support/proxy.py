@@ -216,7 +216,7 @@ class RoundRobinProxy:
         #: Requests sent to each host (by index in ``upstreams``).
         self.counts = [0] * len(self.upstreams)
         self._acceptor = threading.Thread(
-            target=self._accept_loop, name="proxy-accept", daemon=True
+            target=self._accept_loop, name=f"proxy-{self.port}-accept", daemon=True
         )
 
     @property
@@ -254,7 +254,10 @@ class RoundRobinProxy:
             except OSError:
                 return
             thread = threading.Thread(
-                target=self._serve_client, args=(client,), name="proxy-client", daemon=True
+                target=self._serve_client,
+                args=(client,),
+                name=f"proxy-{self.port}-client",
+                daemon=True,
             )
             with self._lock:
                 self._sockets.add(client)
