@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,7 @@ BACKEND_FIXTURES = ("kms_server", "subject")
 #: two hosts (software backend) on one PostgreSQL database behind a round-robin proxy.
 KMS_SERVER_CASES = [*KEY_BACKENDS, "postgres"]
 #: Set to 1 to run the ``postgres`` case's two hosts on one shared SQLite data directory
-#: instead (the multi-host setup without PostgreSQL; also what runs before mock-kms has
-#: --database-url).
+#: instead (the multi-host setup without PostgreSQL).
 HOSTS_ON_SQLITE_VARIABLE = "MOCK_KMS_TEST_HOSTS_ON_SQLITE"
 
 
@@ -78,14 +76,6 @@ def postgres() -> Iterator[PostgresServer]:
         server.close()
 
 
-def store_settings_supported() -> set[str]:
-    """Which of the multi-host settings (``database_url``, ``s3_dir``) this mock-kms has."""
-    from kms_service.settings import Settings
-
-    names = {entry.name for entry in dataclasses.fields(Settings)}
-    return names & {"database_url", "s3_dir"}
-
-
 @pytest.fixture(scope="session", params=KMS_SERVER_CASES)
 def kms_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -110,30 +100,16 @@ def kms_server(
 def _start_two_hosts(request: pytest.FixtureRequest, base: Path) -> RunningServer:
     """The ``postgres`` case of ``kms_server``: two hosts sharing one store behind a proxy.
 
-    On PostgreSQL (a fresh database of the session's server) each host has its own data
-    directory and both share the root key file and one ``--s3-dir``. With
-    ``MOCK_KMS_TEST_HOSTS_ON_SQLITE=1``, or while this mock-kms has no ``--database-url``,
-    the two hosts share one SQLite data directory instead; without --database-url and without
-    that variable the case is skipped (a mock-kms without the PostgreSQL store).
+    On a fresh database of the session's PostgreSQL, each host with its own data directory,
+    both with the same root key file and one ``--s3-dir``; with
+    ``MOCK_KMS_TEST_HOSTS_ON_SQLITE=1``, on one shared SQLite data directory instead.
     """
     from tests.support.hosts import start_hosts
 
-    supported = store_settings_supported()
     if os.environ.get(HOSTS_ON_SQLITE_VARIABLE) == "1":
         return start_hosts(base, count=2, workers=2, shared_data_dir=True)
-    if "database_url" not in supported:
-        pytest.skip(
-            "this mock-kms has no --database-url: the postgres case runs only with "
-            f"{HOSTS_ON_SQLITE_VARIABLE}=1 (two hosts on one SQLite data directory)"
-        )
     database_url = request.getfixturevalue("postgres").create_database()
-    return start_hosts(
-        base,
-        count=2,
-        workers=2,
-        database_url=database_url,
-        s3_dir=base / "s3" if "s3_dir" in supported else None,
-    )
+    return start_hosts(base, count=2, workers=2, database_url=database_url, s3_dir=base / "s3")
 
 
 def make_kms_client(endpoint: str, region: str = "us-east-1", **credentials: str) -> object:

@@ -118,7 +118,9 @@ def test_cli_mac(cli: AwsCli, kms_server: RunningServer, tmp_path: Path) -> None
     )  # fmt: skip
     assert verified["MacValid"] is True
     if kms_server.env.get("MOCK_KMS_BACKEND") != "pkcs11":
-        material = software_material(kms_server.data_dir, key["KeyId"])
+        material = software_material(
+            kms_server.data_dir, key["KeyId"], database_url=kms_server.database_url
+        )
         expected = hmac.new(material, b"authenticate me", hashlib.sha384).digest()
         assert base64.b64decode(mac_b64) == expected
 

@@ -72,7 +72,9 @@ def test_mac_equals_pythons_hmac(kms_server: RunningServer, kms: KmsClient, spec
     key = create_key_of(kms, spec, "GENERATE_VERIFY_MAC")
     if kms_server.env.get("MOCK_KMS_BACKEND") == "pkcs11":
         pytest.skip("PKCS#11 HMAC keys never leave the token; the round trip test covers them")
-    material = software_material(kms_server.data_dir, key["KeyId"])
+    material = software_material(
+        kms_server.data_dir, key["KeyId"], database_url=kms_server.database_url
+    )
     assert len(material) == MAC_LENGTHS[spec]
     message = b"compare me with Python's hmac"
     mac = kms.generate_mac(KeyId=key["KeyId"], Message=message, MacAlgorithm=_algorithm(spec))[

@@ -237,11 +237,14 @@ def test_on_demand_rotation_limit(
         kms.rotate_key_on_demand(KeyId=key["KeyId"])
     current = _current_material(kms, key["KeyId"])
     software = kms_server.env.get("MOCK_KMS_BACKEND", "software") == "software"
-    materials_before = keystore_material_ids(kms_server.data_dir) if software else set()
+    data_dir, database_url = kms_server.data_dir, kms_server.database_url
+    materials_before = set()
+    if software:
+        materials_before = keystore_material_ids(data_dir, database_url=database_url)
     with expect_error("LimitExceededException", LIMIT_MESSAGE.format(arn=key["Arn"])):
         kms.rotate_key_on_demand(KeyId=key["KeyId"])
     if software:
-        assert keystore_material_ids(kms_server.data_dir) == materials_before
+        assert keystore_material_ids(data_dir, database_url=database_url) == materials_before
     assert _current_material(kms, key["KeyId"]) == current
     rotations = kms.list_key_rotations(KeyId=key["KeyId"], Limit=1000)["Rotations"]
     assert len(rotations) == 25

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_kms_client, store_settings_supported
+from tests.conftest import make_kms_client
 from tests.support.hosts import HostGroup, start_hosts
 
 pytestmark = pytest.mark.postgres
@@ -24,20 +24,17 @@ def group(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HostGroup]:
     """Two hosts (2 workers each) logging every request: on one SQLite data directory, and on
-    one PostgreSQL database (once mock-kms has --database-url)."""
+    one PostgreSQL database."""
     base = tmp_path_factory.mktemp(f"hosts-{request.param}")
     debug = ["--log-level", "debug"]
     if request.param == "shared-sqlite":
         started = start_hosts(base, count=2, shared_data_dir=True, extra_args=debug)
     else:
-        supported = store_settings_supported()
-        if "database_url" not in supported:
-            pytest.skip("this mock-kms has no --database-url yet")
         started = start_hosts(
             base,
             count=2,
             database_url=request.getfixturevalue("postgres").create_database(),
-            s3_dir=base / "s3" if "s3_dir" in supported else None,
+            s3_dir=base / "s3",
             extra_args=debug,
         )
     try:
@@ -91,6 +88,11 @@ def test_a_change_through_one_host_is_seen_by_the_other(group: HostGroup) -> Non
 
 def test_the_group_is_one_server_to_its_clients(group: HostGroup) -> None:
     assert group.endpoint == f"http://127.0.0.1:{group.proxy.port}"
+    engine = "postgresql" if group.database_url else "sqlite"
+    for host in group.hosts:
+        health = host.health()
+        assert health["status"] == "ok"
+        assert health["database"] == {"engine": engine, "ok": True}
     assert group.health()["status"] == "ok"
     assert group.data_dir == group.hosts[0].data_dir
     assert group.log_path.read_text().count("Listening at:") == 2  # one log for both

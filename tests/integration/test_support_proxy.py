@@ -327,7 +327,7 @@ def test_stop_cuts_idle_clients_and_frees_the_port(hosts: list[_Host]) -> None:
     started = time.monotonic()
     proxy.stop()
     assert time.monotonic() - started < 5
-    assert not [t for t in threading.enumerate() if t.name.startswith("proxy-")]
+    assert not [t for t in threading.enumerate() if t.name.startswith(f"proxy-{proxy.port}-")]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=2).close()
     connection.close()

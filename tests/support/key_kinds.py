@@ -7,7 +7,6 @@ anything else, including the same refusal from the software backend, fails the t
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from backends.software import SoftwareBackend
+from database import open_database
 from local_secrets.root_key import load_root_key
 from tests.support.kms_ops import METADATA_FILE, KmsClient
 
@@ -73,20 +73,22 @@ def public_pem(kms: KmsClient, key_id: str, path: Path) -> Path:
     return path
 
 
-def software_material(data_dir: Path, key_id: str) -> bytes:
-    """The plaintext material of a key held by a software-backend server in ``data_dir``:
-    read as `mock-kms export --include-material` reads it (metadata, then the keystore opened
-    with the data directory's root key). For tests that compare KMS with offline code."""
-    connection = sqlite3.connect(data_dir / METADATA_FILE)
+def software_material(data_dir: Path, key_id: str, *, database_url: str | None = None) -> bytes:
+    """The plaintext material of a key held by a software-backend server in ``data_dir`` (its
+    store there, or in the PostgreSQL database ``database_url``): read as `mock-kms export
+    --include-material` reads it (metadata, then the keystore opened with the data
+    directory's root key). For tests that compare KMS with offline code."""
+    database = open_database(database_url or data_dir / METADATA_FILE)
     try:
-        row = connection.execute(
+        row = database.execute(
             "SELECT material_id FROM key_materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1",
             (key_id,),
         ).fetchone()
     finally:
-        connection.close()
+        database.close()
     assert row is not None, key_id
-    backend = SoftwareBackend(data_dir, load_root_key(data_dir, None, create=False))
+    root_key = load_root_key(data_dir, None, create=False)
+    backend = SoftwareBackend(data_dir, root_key, database_url)
     try:
         return backend.export_material(str(row[0]))
     finally:

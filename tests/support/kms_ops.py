@@ -7,7 +7,6 @@ mode), so tests sharing the session server never see each other's keys, aliases 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from database import open_database
 from tests.conftest import TEST_CREDENTIALS
 
 #: A boto3 KMS client (boto3 ships no type stubs here).
@@ -103,23 +103,28 @@ def create_key(client: KmsClient, **kwargs: Any) -> dict[str, Any]:
     return dict(client.create_key(**kwargs)["KeyMetadata"])
 
 
-def keystore_material_ids(data_dir: Path) -> set[str]:
-    """Material ids held in the software keystore's SQLite file."""
-    connection = sqlite3.connect(data_dir / KEYSTORE_FILE)
+def _material_ids(target: Path | str, *statements: str) -> set[str]:
+    """The first column of every row ``statements`` select, read through mock-kms's own
+    database layer from the SQLite file ``target`` or the PostgreSQL URL ``target``."""
+    database = open_database(target)
     try:
-        return {row[0] for row in connection.execute("SELECT material_id FROM material")}
+        return {str(row[0]) for statement in statements for row in database.execute(statement)}
     finally:
-        connection.close()
+        database.close()
 
 
-def metadata_material_ids(data_dir: Path) -> set[str]:
-    """Material ids the metadata database refers to (live keys, and destruction pending)."""
-    connection = sqlite3.connect(data_dir / METADATA_FILE)
-    try:
-        live = {row[0] for row in connection.execute("SELECT material_id FROM key_materials")}
-        pending = {
-            row[0] for row in connection.execute("SELECT material_id FROM pending_destruction")
-        }
-        return live | pending
-    finally:
-        connection.close()
+def keystore_material_ids(data_dir: Path, *, database_url: str | None = None) -> set[str]:
+    """Material ids held in the software keystore: its SQLite file in ``data_dir``, or the
+    PostgreSQL database of a server started with ``database_url``."""
+    target = database_url or data_dir / KEYSTORE_FILE
+    return _material_ids(target, "SELECT material_id FROM material")
+
+
+def metadata_material_ids(data_dir: Path, *, database_url: str | None = None) -> set[str]:
+    """Material ids the metadata database refers to (live keys, and destruction pending), in
+    ``data_dir`` or in the PostgreSQL database ``database_url``."""
+    return _material_ids(
+        database_url or data_dir / METADATA_FILE,
+        "SELECT material_id FROM key_materials",
+        "SELECT material_id FROM pending_destruction",
+    )

@@ -182,9 +182,11 @@ class _Upstream:
         self.used = False
 
     def stale(self) -> bool:
-        """Whether the host has closed this idle connection (readable with nothing to say)."""
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        return bool(readable)
+        """Whether the host has closed this idle connection (readable with nothing to say).
+        (poll, not select: a long test session may hold more than 1024 descriptors.)"""
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -213,7 +215,9 @@ class RoundRobinProxy:
         self._next_start = itertools.count()
         #: Requests sent to each host (by index in ``upstreams``).
         self.counts = [0] * len(self.upstreams)
-        self._acceptor = threading.Thread(target=self._accept_loop, name="proxy-accept")
+        self._acceptor = threading.Thread(
+            target=self._accept_loop, name=f"proxy-{self.port}-accept", daemon=True
+        )
 
     @property
     def endpoint(self) -> str:
@@ -250,7 +254,10 @@ class RoundRobinProxy:
             except OSError:
                 return
             thread = threading.Thread(
-                target=self._serve_client, args=(client,), name="proxy-client", daemon=True
+                target=self._serve_client,
+                args=(client,),
+                name=f"proxy-{self.port}-client",
+                daemon=True,
             )
             with self._lock:
                 self._sockets.add(client)

@@ -39,6 +39,8 @@ class RunningServer:
     env: dict[str, str] = field(default_factory=dict)
     #: "https" when started with --tls/--tls-cert.
     scheme: str = "http"
+    #: The PostgreSQL database the server keeps its state in (None: SQLite in ``data_dir``).
+    database_url: str | None = None
 
     @property
     def endpoint(self) -> str:
