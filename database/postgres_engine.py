@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,7 +34,7 @@ from psycopg.types.numeric import Int8Dumper
 from database.dialect import ddl_to_postgres, is_read, split_script, to_postgres
 from database.engine import DatabaseHealth
 from database.errors import DatabaseError, DatabaseIntegrityError, DatabaseUnavailableError
-from database.postgres_listener import GenerationListener
+from database.postgres_listener import LEASE_SECONDS, LISTENERS_TABLE, GenerationListener
 
 #: The advisory lock every write transaction holds (any constant both hosts agree on).
 WRITE_LOCK_ID = 0x6D6F636B6B6D73  # "mockkms"
@@ -61,7 +62,12 @@ _ENGINE_TABLES = (
     "INSERT INTO store_generation (id, value) VALUES (1, 0) ON CONFLICT DO NOTHING",
     "CREATE TABLE IF NOT EXISTS schema_versions ("
     " component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    # What each listening process has heard (database.postgres_listener).
+    f"CREATE TABLE IF NOT EXISTS {LISTENERS_TABLE} (listener_id TEXT PRIMARY KEY,"
+    " heard BIGINT NOT NULL, lease_until TIMESTAMPTZ NOT NULL)",
 )
+#: How often a writer checks whether every listener has confirmed its write.
+CONFIRM_POLL_S = 0.002
 
 
 def redact(url: str) -> str:
@@ -189,6 +195,10 @@ class PostgresDatabase:
         self._open()
         listener = self._listener
         if listener is None:
+            # The listener confirms into an engine table: create it first (if the database
+            # is down, the listener retries until it is back).
+            with contextlib.suppress(DatabaseError):
+                self.execute("SELECT 1")
             with self._lock:
                 listener = self._listener
                 if listener is None:
@@ -324,6 +334,27 @@ class PostgresDatabase:
         if generation:
             # This host sees its own write at once, without waiting for its notification.
             self.listener().observe(int(generation))
+            self._wait_confirmed(int(generation))
+
+    def _wait_confirmed(self, generation: int) -> None:
+        """Return once every listening process (every worker of every host) has heard
+        ``generation``, so that the caller may acknowledge the write: a request that any
+        host receives after that sees it. A process that stopped confirming is waited for
+        until its lease ends (after which it caches nothing), so at most LEASE_SECONDS.
+
+        Raises :class:`DatabaseUnavailableError` only if the database cannot be asked; the
+        write has committed by then, so the client's retry meets its effect (the usual
+        outcome of a write whose answer was lost)."""
+        deadline = time.monotonic() + LEASE_SECONDS + 1.0
+        while True:
+            row = self.execute(
+                f"SELECT count(*) FROM {LISTENERS_TABLE}"  # noqa: S608
+                " WHERE heard < ? AND lease_until > clock_timestamp()",
+                (generation,),
+            ).fetchone()
+            if row is None or int(row[0]) == 0 or time.monotonic() >= deadline:
+                return
+            time.sleep(CONFIRM_POLL_S)
 
     # --- caches ----------------------------------------------------------------------------
     def cache_token(self) -> Hashable | None:
