@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
 from botocore.config import Config
 
 from tests.support.server import RunningServer, start_server
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresServer
 
 TEST_CREDENTIALS = {
     "aws_access_key_id": "AKIDMOCKKMSTEST",
@@ -21,6 +26,13 @@ TEST_CREDENTIALS = {
 KEY_BACKENDS = ["software", "pkcs11"]
 #: The fixtures parametrised over KEY_BACKENDS (here and in tests/conformance).
 BACKEND_FIXTURES = ("kms_server", "subject")
+#: The cases of the session's ``kms_server``: one server per key backend, and ``postgres``:
+#: two hosts (software backend) on one PostgreSQL database behind a round-robin proxy.
+KMS_SERVER_CASES = [*KEY_BACKENDS, "postgres"]
+#: Set to 1 to run the ``postgres`` case's two hosts on one shared SQLite data directory
+#: instead (the multi-host setup without PostgreSQL; also what runs before mock-kms has
+#: --database-url).
+HOSTS_ON_SQLITE_VARIABLE = "MOCK_KMS_TEST_HOSTS_ON_SQLITE"
 
 
 def backend_env(backend: str, base_dir: Path) -> dict[str, str]:
@@ -38,28 +50,90 @@ def backend_env(backend: str, base_dir: Path) -> dict[str, str]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that runs on a SoftHSM token ``hsm``, so that ``pytest -m "not hsm"``
     runs the rest on a machine without SoftHSM: the tests parametrised over the key backends
-    (their ``pkcs11`` cases) here, and the others by ``@pytest.mark.hsm`` in their files."""
+    (their ``pkcs11`` cases) here, and the others by ``@pytest.mark.hsm`` in their files.
+    Likewise every ``postgres`` case of ``kms_server`` is marked ``postgres``."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         if any(params.get(name) == "pkcs11" for name in BACKEND_FIXTURES):
             item.add_marker(pytest.mark.hsm)
+        if params.get("kms_server") == "postgres":
+            item.add_marker(pytest.mark.postgres)
 
 
-@pytest.fixture(scope="session", params=KEY_BACKENDS)
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skips locally without one, fails in CI).
+    Take a fresh database per mock-kms with ``postgres.create_database()``. Tests that stop or
+    restart PostgreSQL start their own (``tests.support.postgres.running_postgres``): this one
+    is shared by the session's servers."""
+    from tests.support.postgres import MISSING_REASON, postgres_available, start_postgres
+
+    if not postgres_available():
+        require_in_ci(MISSING_REASON)
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def store_settings_supported() -> set[str]:
+    """Which of the multi-host settings (``database_url``, ``s3_dir``) this mock-kms has."""
+    from kms_service.settings import Settings
+
+    names = {entry.name for entry in dataclasses.fields(Settings)}
+    return names & {"database_url", "s3_dir"}
+
+
+@pytest.fixture(scope="session", params=KMS_SERVER_CASES)
 def kms_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    """One real ``mock-kms serve`` (2 gunicorn workers) per key backend for the session:
-    every test that uses it runs once on the software keystore and once on a SoftHSM token."""
-    backend: str = request.param
-    base = tmp_path_factory.mktemp(f"kms-{backend}")
-    env = backend_env(backend, base / "hsm")
-    server = start_server(base / "data", workers=2, env=env)
+    """The session's KMS: one real ``mock-kms serve`` (2 gunicorn workers) per key backend,
+    and for ``postgres`` two hosts (2 workers each, software backend) on one fresh PostgreSQL
+    database behind a round-robin proxy, each request going to the next host: every test that
+    uses it runs on the software keystore, on a SoftHSM token, and across two hosts."""
+    case: str = request.param
+    base = tmp_path_factory.mktemp(f"kms-{case}")
+    server: RunningServer
+    if case == "postgres":
+        server = _start_two_hosts(request, base)
+    else:
+        server = start_server(base / "data", workers=2, env=backend_env(case, base / "hsm"))
     try:
         yield server
     finally:
         server.stop()
+
+
+def _start_two_hosts(request: pytest.FixtureRequest, base: Path) -> RunningServer:
+    """The ``postgres`` case of ``kms_server``: two hosts sharing one store behind a proxy.
+
+    On PostgreSQL (a fresh database of the session's server) each host has its own data
+    directory and both share the root key file and one ``--s3-dir``. With
+    ``MOCK_KMS_TEST_HOSTS_ON_SQLITE=1``, or while this mock-kms has no ``--database-url``,
+    the two hosts share one SQLite data directory instead; without --database-url and without
+    that variable the case is skipped (a mock-kms without the PostgreSQL store).
+    """
+    from tests.support.hosts import start_hosts
+
+    supported = store_settings_supported()
+    if os.environ.get(HOSTS_ON_SQLITE_VARIABLE) == "1":
+        return start_hosts(base, count=2, workers=2, shared_data_dir=True)
+    if "database_url" not in supported:
+        pytest.skip(
+            "this mock-kms has no --database-url: the postgres case runs only with "
+            f"{HOSTS_ON_SQLITE_VARIABLE}=1 (two hosts on one SQLite data directory)"
+        )
+    database_url = request.getfixturevalue("postgres").create_database()
+    return start_hosts(
+        base,
+        count=2,
+        workers=2,
+        database_url=database_url,
+        s3_dir=base / "s3" if "s3_dir" in supported else None,
+    )
 
 
 def make_kms_client(endpoint: str, region: str = "us-east-1", **credentials: str) -> object:
