@@ -30,6 +30,7 @@ from tests.support.cross_host import (
     new_account,
     running_cluster,
 )
+from tests.support.postgres import PostgresServer
 from tests.support.server import RunningServer
 
 #: Threads hammering host B during each change.
@@ -39,9 +40,16 @@ AFTER_ACK_S = 0.6
 PLAINTEXT = base64.b64encode(b"cross-host").decode()
 
 
+pytestmark = pytest.mark.postgres
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("several-hosts"), hosts=2) as started:
+def cluster(
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Two hosts on a fresh database of the session's PostgreSQL server."""
+    base = tmp_path_factory.mktemp("several-hosts")
+    with running_cluster(base, hosts=2, postgres=postgres) as started:
         yield started
 
 

@@ -73,17 +73,21 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(base_dir: Path, hosts: int = 2) -> Iterator[Cluster]:
-    """A fresh PostgreSQL server and ``hosts`` mock-kms hosts on one fresh database."""
-    postgres = postgres_or_skip()
-    cluster = Cluster(postgres, postgres.create_database(), base_dir, secrets.token_hex(32))
+def running_cluster(
+    base_dir: Path, hosts: int = 2, postgres: PostgresServer | None = None
+) -> Iterator[Cluster]:
+    """``hosts`` mock-kms hosts on one fresh database of ``postgres`` (default: a PostgreSQL
+    server of their own, which the test may stop and restart, removed afterwards)."""
+    server = postgres or postgres_or_skip()
+    cluster = Cluster(server, server.create_database(), base_dir, secrets.token_hex(32))
     try:
         for index in range(hosts):
             cluster.start_host(f"host{index}")
         yield cluster
     finally:
         cluster.stop()
-        postgres.close()
+        if postgres is None:
+            server.close()
 
 
 def new_account() -> str:

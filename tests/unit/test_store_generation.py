@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from kms_service.store import KeyRecord, MetadataStore
 from database import sqlite_engine as store_module
-from database.sqlite_generation import WriteGeneration
 from database.sqlite_engine import GENERATION_SUFFIX
+from database.sqlite_generation import WriteGeneration
+from kms_service.store import KeyRecord, MetadataStore
 from kms_service.store.metadata import DATABASE_FILE
 from tests.support.records import key_record
 
