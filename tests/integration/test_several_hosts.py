@@ -12,6 +12,7 @@ so must one request from a brand-new thread right after the acknowledgement.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 import time
@@ -121,16 +122,26 @@ def test_disabled_and_enabled_key(a: RunningServer, b: RunningServer) -> None:
     account = new_account()
     key = create_key(a, account)
     encrypt = {"KeyId": key, "Plaintext": PLAINTEXT}
+    decrypt = {"CiphertextBlob": ok(a, "Encrypt", encrypt, account)["CiphertextBlob"]}
+    turn = itertools.count()
 
-    seen_at_once(
-        lambda: label(call(b, "Encrypt", encrypt, account), old=None, new="DisabledException"),
-        lambda: ok(a, "DisableKey", {"KeyId": key}, account),
-    )
-    # And back: a host that cached "disabled" must not keep refusing.
-    seen_at_once(
-        lambda: label(call(b, "Encrypt", encrypt, account), old="DisabledException", new=None),
-        lambda: ok(a, "EnableKey", {"KeyId": key}, account),
-    )
+    def use_key() -> Answer:
+        # Encrypt and Decrypt in turn (the counter is shared by the threads: any mix will do).
+        if next(turn) % 2:
+            return call(b, "Decrypt", decrypt, account)
+        return call(b, "Encrypt", encrypt, account)
+
+    # Three rounds: the window a stale cache would leave is milliseconds wide.
+    for _ in range(3):
+        seen_at_once(
+            lambda: label(use_key(), old=None, new="DisabledException"),
+            lambda: ok(a, "DisableKey", {"KeyId": key}, account),
+        )
+        # And back: a host that cached "disabled" must not keep refusing.
+        seen_at_once(
+            lambda: label(use_key(), old="DisabledException", new=None),
+            lambda: ok(a, "EnableKey", {"KeyId": key}, account),
+        )
 
 
 def test_alias_retargeted(a: RunningServer, b: RunningServer) -> None:
