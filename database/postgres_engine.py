@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -63,7 +64,9 @@ _ENGINE_TABLES = (
     "CREATE TABLE IF NOT EXISTS schema_versions ("
     " component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
     # What each listening process has heard (database.postgres_listener).
-    f"CREATE TABLE IF NOT EXISTS {LISTENERS_TABLE} (listener_id TEXT PRIMARY KEY,"
+    # Unlogged: rows that only matter while their processes live need no WAL (a crashed
+    # server empties it, and every listener writes its row again on reconnecting).
+    f"CREATE UNLOGGED TABLE IF NOT EXISTS {LISTENERS_TABLE} (listener_id TEXT PRIMARY KEY,"
     " heard BIGINT NOT NULL, lease_until TIMESTAMPTZ NOT NULL)",
 )
 #: How often a writer checks whether every listener has confirmed its write.
@@ -284,16 +287,28 @@ class PostgresDatabase:
                         self.url, NOTIFY_CHANNEL, _CONNECTION_OPTIONS, on_reconnect=self._recheck
                     )
                     listener.start()
+                    # A worker that exits (gunicorn restarting it, a host stopping) withdraws
+                    # its row, so writers do not wait out its lease.
+                    atexit.register(listener.stop)
                     self._listener = listener
         return listener
 
     def _recheck(self) -> None:
-        """After the listener lost its connection (a restarted server, say), drop the pooled
-        connections that died with it rather than let requests find them one by one."""
+        """After the listener lost its connection (a restarted server, say) and connected
+        again: the server is back. If this process had marked it down, a fresh pool at once
+        (rather than at the next request's probe); else drop the pooled connections that
+        died with the old server rather than let requests find them one by one."""
         pool = self._pool
-        if pool is not None and self._pid == os.getpid():
-            with contextlib.suppress(psycopg.Error):
-                pool.check()
+        if pool is None or self._pid != os.getpid():
+            return
+        if self._down is not None:
+            with self._probe_lock:
+                if self._down is not None:
+                    self._replace_pool()
+                    self._down = None
+            return
+        with contextlib.suppress(psycopg.Error):
+            pool.check()
 
     def close(self) -> None:
         """Nothing per thread: pooled connections go back after every statement."""

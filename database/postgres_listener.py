@@ -75,6 +75,7 @@ class GenerationListener:
         #: Monotonic time until which this listener's confirmation row vouches for it.
         self._lease_until = 0.0
         self.listener_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._owner_pid = os.getpid()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -87,7 +88,18 @@ class GenerationListener:
         self._connected.wait(wait_seconds)
 
     def stop(self) -> None:
+        """Stop listening, and withdraw this process's confirmation row so that writers
+        stop waiting for it at once (not only when its lease ends). Safe to call twice, at
+        exit, and in a forked child (where it does nothing: the row is the parent's)."""
+        if os.getpid() != self._owner_pid or self._stopping.is_set():
+            return
         self._stopping.set()
+        self._live = False
+        if not self._thread.is_alive():
+            return
+        options = {**self._options, "connect_timeout": 1}
+        with contextlib.suppress(psycopg.Error), psycopg.connect(self._url, **options) as conn:
+            self._forget(conn)
 
     def token(self) -> tuple[int, int] | None:
         """``(epoch, generation)`` while listening with a current lease, else None (a lapsed
@@ -109,6 +121,8 @@ class GenerationListener:
     def _confirm(self, connection: psycopg.Connection[Any]) -> None:
         """Record in this process's row what it has heard, and renew its lease. The local
         lease starts before the statement is sent, so it ends before the row's."""
+        if self._stopping.is_set():
+            return  # withdrawn by stop(): never put the row back
         started = time.monotonic()
         connection.execute(
             f"INSERT INTO {LISTENERS_TABLE} (listener_id, heard, lease_until)"  # noqa: S608
