@@ -32,6 +32,7 @@ from typing import Any
 
 from bench import cse, procs, report, systems, workload
 from bench.chart import draw_chart
+from bench.postgres import BenchPostgres, LockSampler, round_trip_row
 from bench.wrk import run_wrk, wrk_path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -79,12 +80,20 @@ def run_kms_matrix(
     duration: int,
     repeats: int,
     other_repeats: int,
-) -> list[report.Cell]:
-    """Every (system, operation, concurrency), interleaved; returns the median cells."""
+    postgres: BenchPostgres | None = None,
+) -> tuple[list[report.Cell], list[dict[str, Any]]]:
+    """Every (system, operation, concurrency) that :func:`systems.measures` admits,
+    interleaved; returns the median cells and, for the PostgreSQL systems, the database
+    round trips of each operation (summed over its runs)."""
     params: dict[str, dict[str, dict[str, Any]]] = {}
     for name, system in running.items():
         params[name] = {}
         for operation in operations:
+            if not any(
+                systems.measures(name, operation, c, report.TARGET_CONCURRENCY)
+                for c in concurrencies
+            ):
+                continue
             try:
                 params[name].update(
                     workload.request_params(
@@ -97,11 +106,13 @@ def run_kms_matrix(
     for name, system in running.items():
         # Warm-up: first requests pay imports, connections, caches.
         for first in operations:
-            if first.key in params[name]:
+            if first.key in params[name] and not first.writes:
                 request = workload.signed_request(system.client, first, params[name][first.key])
-                run_wrk(system.endpoint, request, 16, 1)
+                run_wrk(system.endpoints, request, 16, 1)
                 break
     runs: dict[tuple[str, str, int], list[report.Run]] = {}
+    # (system, operation) -> [requests, seconds, statement counts] over its runs
+    trips: dict[tuple[str, str], list[Any]] = {}
     # Seeded: the same order on every run of the bench (not cryptography).
     shuffler = random.Random(6)  # noqa: S311
     generator_cpu: list[float] = []
@@ -116,15 +127,33 @@ def run_kms_matrix(
                 order = list(running.items())
                 shuffler.shuffle(order)
                 for name, system in order:
-                    if operation.key not in params[name]:
+                    if operation.key not in params[name] or not systems.measures(
+                        name, operation, concurrency, report.TARGET_CONCURRENCY
+                    ):
                         continue
                     # Signed now: valid five minutes, far longer than one run.
-                    request = workload.signed_request(
+                    requests = workload.signed_requests(
                         system.client, operation, params[name][operation.key]
                     )
-                    cpu_before = procs.tree_cpu_seconds(system.process.pid)
-                    result = run_wrk(system.endpoint, request, concurrency, duration)
-                    cpu_used = procs.tree_cpu_seconds(system.process.pid) - cpu_before
+                    counting = postgres is not None and name in systems.POSTGRES_HOSTS
+                    counts_before = postgres.counts(name) if postgres and counting else None
+                    sampler = (
+                        LockSampler(postgres, name).start()
+                        if postgres and counting and operation.writes
+                        else None
+                    )
+                    cpu_before = procs.trees_cpu_seconds(system.cpu_pids)
+                    result = run_wrk(system.endpoints, requests, concurrency, duration)
+                    cpu_used = procs.trees_cpu_seconds(system.cpu_pids) - cpu_before
+                    held = sampler.stop() if sampler is not None else None
+                    if postgres is not None and counts_before is not None:
+                        delta = postgres.counts(name).minus(counts_before)
+                        total = trips.setdefault((name, operation.key), [0, 0.0, None, []])
+                        total[0] += result.requests
+                        total[1] += result.seconds
+                        total[2] = delta if total[2] is None else total[2].plus(delta)
+                        if held is not None:
+                            total[3].append(held)
                     run = report.Run(
                         result.requests_per_second,
                         result.p50_ms,
@@ -135,7 +164,7 @@ def run_kms_matrix(
                     runs.setdefault((name, operation.key, concurrency), []).append(run)
                     generator_cpu.append(result.generator_cpu_seconds / result.seconds)
                     _log(
-                        f"  [{repeat + 1}] {operation.key:<15} c{concurrency:<3} {name:<16}"
+                        f"  [{repeat + 1}] {operation.key:<20} c{concurrency:<3} {name:<24}"
                         f" {result.requests_per_second:>8.0f} req/s  p50 {result.p50_ms:6.2f}"
                         f"  p99 {result.p99_ms:6.1f} ms  server CPU"
                         f" {run.server_cpu_us:5.0f} us/req"
@@ -147,7 +176,13 @@ def run_kms_matrix(
     ]
     if generator_cpu:
         _log(f"  load generator (wrk) CPU: median {statistics.median(generator_cpu):.0%} of a core")
-    return cells
+    round_trips = [
+        round_trip_row(
+            name, operation, requests, seconds, delta, statistics.mean(held) if held else None
+        )
+        for (name, operation), (requests, seconds, delta, held) in trips.items()
+    ]
+    return cells, round_trips
 
 
 def run_cse(
@@ -261,25 +296,35 @@ def main(argv: list[str] | None = None) -> int:
     running: dict[str, systems.RunningSystem] = {}
     samplers: dict[str, procs.RssSampler] = {}
     document: dict[str, Any] = {}
+    postgres = BenchPostgres()
+    left_out: dict[str, str] = {}
     try:
         _log("cold start:")
         cold = measure_cold_start(work_dir, args.cold_start_runs)
         for name in names:
             try:
-                running[name] = systems.start_system(name, work_dir)
+                running[name] = systems.start_system(name, work_dir, postgres=postgres)
             except Exception as exc:  # noqa: BLE001 - a system that cannot run is reported, not fatal
+                left_out[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 _log(f"  {name}: cannot start, left out: {exc}")
                 continue
-            samplers[name] = procs.RssSampler(running[name].process.pid).start()
+            samplers[name] = procs.RssSampler(running[name].host_pids).start()
             _log(f"  started {systems.describe(running[name])}")
         _log("KMS operations:")
-        cells = run_kms_matrix(
-            running, operations, concurrencies, args.duration, args.repeats, args.other_repeats
+        cells, round_trips = run_kms_matrix(
+            running,
+            operations,
+            concurrencies,
+            args.duration,
+            args.repeats,
+            args.other_repeats,
+            postgres,
         )
         peak_rss = {name: sampler.stop() for name, sampler in samplers.items()}
         for name in list(running):
             if name not in ("mock-kms", "moto"):
-                procs.stop_process(running.pop(name).process)
+                running.pop(name).stop()
+        postgres.close()
         cse_results: dict[str, Any] = {}
         if not args.no_cse and "mock-kms" in running:
             _log("client-side encryption (KMS: mock-kms; S3: moto_server):")
@@ -315,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             "kms": [cell.to_json() for cell in cells],
             "ratios": ratio_rows,
             "server_peak_rss_kib": peak_rss,
+            "left_out": left_out,
+            "postgres_round_trips": round_trips,
             "cold_start": cold,
             "cse": cse_results,
             "targets": [asdict(check) for check in checks],
@@ -335,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"\nwrote {json_path} and {png_path} in {document['elapsed_s']:.0f} s")
     finally:
         for system in running.values():
-            procs.stop_process(system.process)
+            system.stop()
+        postgres.close()
         shutil.rmtree(work_dir, ignore_errors=True)
     return 0
 
@@ -354,9 +402,21 @@ def _print_report(
     _log(report.format_kms_table(cells, concurrencies))
     _log("\nRatios (requests/s)")
     _log(report.format_ratio_table(ratio_rows))
+    store_rows = report.store_comparison(cells)
+    if store_rows:
+        _log(
+            "\nStore: SQLite (mock-kms) vs PostgreSQL, 1 and 2 hosts, at c16 (req/s, p99 ms,"
+            " server CPU us/req incl. the database; vs SQLite on req/s and on CPU)"
+        )
+        _log(report.format_store_table(store_rows))
+    if document["postgres_round_trips"]:
+        _log("\nPostgreSQL round trips (pg_stat_statements calls / requests, over all runs)")
+        _log(report.format_round_trips(document["postgres_round_trips"]))
+    for name, reason in document["left_out"].items():
+        _log(f"\n{name} left out: {reason}")
     _log("\nServer peak RSS (all processes of the server, summed)")
     for name, kib in peak_rss.items():
-        _log(f"  {name:<16} {report.mib(kib)}")
+        _log(f"  {name:<24} {report.mib(kib)}")
     _log(
         f"\nCold start (mock-kms serve -> first successful request): fresh data dir"
         f" {cold['fresh_data_dir_s']:.2f} s, existing data dir {cold['existing_data_dir_s']:.2f} s"

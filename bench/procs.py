@@ -13,7 +13,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -89,23 +89,30 @@ def tree_cpu_seconds(root: int) -> float:
     return ticks / _CLOCK_TICKS
 
 
+def trees_cpu_seconds(roots: Sequence[int]) -> float:
+    """:func:`tree_cpu_seconds` summed over several trees (the hosts of one system)."""
+    return sum(tree_cpu_seconds(root) for root in roots)
+
+
 class RssSampler:
-    """Samples a process tree's total RSS in a background thread and keeps the peak.
+    """Samples the total RSS of one or more process trees in a background thread and keeps
+    the peak.
 
     Sums the RSS of all processes sampled at the same moment, so the peak is a peak of the
     server as a whole (pages shared after fork count once per process, as ``ps`` shows them).
     """
 
-    def __init__(self, root: int, interval: float = 0.1) -> None:
-        self.root = root
+    def __init__(self, root: int | Sequence[int], interval: float = 0.1) -> None:
+        self.roots = [root] if isinstance(root, int) else list(root)
         self.interval = interval
         self.peak_kib = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"rss-{root}")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"rss-{self.roots[0]}")
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.root))
+            total = sum(tree_rss_kib(root) for root in self.roots)
+            self.peak_kib = max(self.peak_kib, total)
             self._stop.wait(self.interval)
 
     def start(self) -> RssSampler:

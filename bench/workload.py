@@ -46,6 +46,14 @@ class Operation:
     key_spec: str | None = None  # None: the system's symmetric key
     key_usage: str | None = None
     algorithm: str | None = None
+    #: A second action sent in turn with the first, on the same parameters (a pair that
+    #: leaves the state as it found it: DisableKey then EnableKey).
+    then: str | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether every request changes the store (one write transaction each)."""
+        return self.action in WRITE_ACTIONS
 
 
 OPERATIONS = (
@@ -61,7 +69,11 @@ OPERATIONS = (
         "GenerateMac-256", "GenerateMac", 32, "HMAC_256", "GENERATE_VERIFY_MAC", "HMAC_SHA_256"
     ),
     Operation("DataKeyPair-P256", "GenerateDataKeyPair", 0, None, None, "ECC_NIST_P256"),
+    # Write-heavy (issue 15): what the store's one write lock and cache invalidation cost.
+    Operation("CreateKey", "CreateKey", 0),
+    Operation("DisableKey/EnableKey", "DisableKey", 0, then="EnableKey"),
 )
+WRITE_ACTIONS = frozenset({"CreateKey", "DisableKey", "EnableKey"})
 
 
 class KmsCallError(RuntimeError):
@@ -153,6 +165,17 @@ def request_params(
                     else key_id
                 )
             params[operation.key] = _key_type_params(client, operation, keys[kind])
+        elif operation.action == "CreateKey":
+            params[operation.key] = {"Description": "bench"}
+        elif operation.then is not None:
+            # A key of its own: the pair may stop after either half, which must not leave the
+            # key the other operations use disabled.
+            own = (
+                str(client.call("CreateKey", {"Description": "bench"})["KeyMetadata"]["KeyId"])
+                if creates_keys
+                else key_id
+            )
+            params[operation.key] = {"KeyId": own}
         elif operation.action == "GenerateDataKeyPair":
             params[operation.key] = {"KeyId": key_id, "KeyPairSpec": operation.algorithm}
         elif operation.action == "GenerateDataKey":
@@ -192,8 +215,23 @@ def signed_request(
 
     Raises :class:`KmsCallError` if it does not.
     """
-    request = client.request(operation.action, params)
-    status, body = client.send(request)
-    if status != 200:
-        raise KmsCallError(f"{operation.key}: HTTP {status}: {body[:300]!r}")
-    return request
+    return signed_requests(client, operation, params)[0]
+
+
+def signed_requests(
+    client: SignedClient, operation: Operation, params: dict[str, Any]
+) -> list[HttpRequest]:
+    """The requests of ``operation`` (two for a pair, sent in turn), each signed now and
+    accepted once by the server before it is replayed.
+
+    Raises :class:`KmsCallError` if one is not.
+    """
+    actions = [operation.action] if operation.then is None else [operation.action, operation.then]
+    requests = []
+    for action in actions:
+        request = client.request(action, params)
+        status, body = client.send(request)
+        if status != 200:
+            raise KmsCallError(f"{operation.key}: {action}: HTTP {status}: {body[:300]!r}")
+        requests.append(request)
+    return requests

@@ -13,9 +13,10 @@ import resource
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: Printed by the Lua hook as one line, prefixed so that wrk's own text can be skipped.
 RESULT_PREFIX = "BENCH_RESULT "
@@ -77,19 +78,58 @@ def lua_string(text: str | bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
-def lua_script(request: HttpRequest) -> str:
-    """The wrk script that sends ``request`` on every call and reports JSON when done."""
+def _lua_headers(request: HttpRequest) -> str:
+    pairs = ", ".join(
+        f"[{lua_string(name)}] = {lua_string(value)}" for name, value in request.headers.items()
+    )
+    return "{" + pairs + "}"
+
+
+def lua_script(
+    request: HttpRequest | Sequence[HttpRequest], addresses: Sequence[tuple[str, int]] = ()
+) -> str:
+    """The wrk script that sends ``request`` on every call and reports JSON when done.
+
+    Several requests: each wrk thread sends them in turn (first, second,
+    first, ...). ``addresses``: wrk thread ``i`` connects to ``addresses[i % n]`` instead of
+    the command line's URL (one thread per host: the load split evenly between hosts).
+    """
+    requests = [request] if isinstance(request, HttpRequest) else list(request)
+    if not requests:
+        raise ValueError("no request to send")
+    first = requests[0]
     lines = [
         f"PREFIX = {lua_string(RESULT_PREFIX)}",
-        f"wrk.method = {lua_string(request.method)}",
-        f"wrk.path = {lua_string(request.path)}",
-        f"wrk.body = {lua_string(request.body)}",
+        f"wrk.method = {lua_string(first.method)}",
+        f"wrk.path = {lua_string(first.path)}",
+        f"wrk.body = {lua_string(first.body)}",
         "wrk.headers = {}",
     ]
     lines += [
         f"wrk.headers[{lua_string(name)}] = {lua_string(value)}"
-        for name, value in request.headers.items()
+        for name, value in first.headers.items()
     ]
+    if len(requests) > 1:
+        # A request() hook costs wrk a Lua call per request; only pairs need it.
+        lines.append("local requests = {}")
+        lines.append("local sent = 0")
+        lines.append("init = function(args)")
+        lines += [
+            f"  requests[{index}] = wrk.format({lua_string(r.method)}, {lua_string(r.path)},"
+            f" {_lua_headers(r)}, {lua_string(r.body)})"
+            for index, r in enumerate(requests, start=1)
+        ]
+        lines.append("end")
+        lines.append("request = function() sent = sent % #requests + 1 return requests[sent] end")
+    if addresses:
+        hosts = ", ".join(f"{{{lua_string(h)}, {lua_string(str(p))}}}" for h, p in addresses)
+        lines.append(f"local hosts = {{{hosts}}}")
+        lines.append("local threads = 0")
+        lines.append("setup = function(thread)")
+        lines.append("  local host = hosts[threads % #hosts + 1]")
+        lines.append("  threads = threads + 1")
+        lines.append("  thread.addr = wrk.lookup(host[1], host[2])[1]")
+        lines.append("end")
     return "\n".join(lines) + "\n" + _DONE_HOOK
 
 
@@ -102,31 +142,44 @@ def parse_output(stdout: str) -> dict[str, int]:
     raise ValueError(f"wrk printed no result:\n{stdout}")
 
 
-def run_wrk(
-    endpoint: str, request: HttpRequest, connections: int, seconds: float, timeout_s: float = 5
-) -> LoadResult:
-    """Replay ``request`` on ``connections`` keep-alive connections for ``seconds``.
+def _address(endpoint: str) -> tuple[str, int]:
+    parts = urlsplit(endpoint)
+    return parts.hostname or "127.0.0.1", parts.port or 80
 
-    One wrk thread: it keeps up with every server here, and the second core stays with the
-    server. Raises RuntimeError if wrk fails.
+
+def run_wrk(
+    endpoint: str | Sequence[str],
+    request: HttpRequest | Sequence[HttpRequest],
+    connections: int,
+    seconds: float,
+    timeout_s: float = 5,
+) -> LoadResult:
+    """Replay ``request`` (several: in turn) on ``connections`` keep-alive connections for
+    ``seconds``.
+
+    One wrk thread per endpoint: one keeps up with every server here, and the second core
+    stays with the server; with several endpoints (hosts of one system) each thread drives
+    one host with ``connections / hosts`` connections. Raises RuntimeError if wrk fails.
     """
+    endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+    addresses = [_address(e) for e in endpoints] if len(endpoints) > 1 else []
     executable = wrk_path()
     if executable is None:
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "request.lua"
-        script.write_text(lua_script(request))
+        script.write_text(lua_script(request, addresses))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         completed = subprocess.run(
             [
                 executable,
-                "-t1",
-                f"-c{connections}",
+                f"-t{len(endpoints)}",
+                f"-c{max(connections, len(endpoints))}",
                 f"-d{max(1, round(seconds))}s",
                 f"--timeout={timeout_s:g}s",
                 "-s",
                 str(script),
-                endpoint,
+                endpoints[0],
             ],
             capture_output=True,
             text=True,

@@ -12,7 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from database.engine import Database, DatabaseHealth, Rows
-from database.errors import DatabaseError, DatabaseIntegrityError, DatabaseUnavailableError
+from database.errors import (
+    DatabaseError,
+    DatabaseIntegrityError,
+    DatabaseUnavailableError,
+    DatabaseValueError,
+)
 
 __all__ = [
     "Database",
@@ -20,6 +25,7 @@ __all__ = [
     "DatabaseHealth",
     "DatabaseIntegrityError",
     "DatabaseUnavailableError",
+    "DatabaseValueError",
     "Rows",
     "is_database_url",
     "open_database",

@@ -17,5 +17,10 @@ class DatabaseUnavailableError(DatabaseError):
     meets it answers a 5xx error that AWS SDKs retry, and nothing it began is committed."""
 
 
+class DatabaseValueError(DatabaseError):
+    """A value the engine cannot keep: PostgreSQL's TEXT cannot hold the NUL character, which
+    SQLite keeps. The request that carried it is refused (a ValidationException), not failed."""
+
+
 class DatabaseIntegrityError(DatabaseError):
     """A statement broke a constraint (a duplicate primary key, say)."""

@@ -34,7 +34,12 @@ from psycopg.types.numeric import Int8Dumper
 
 from database.dialect import ddl_to_postgres, is_read, split_script, to_postgres
 from database.engine import DatabaseHealth
-from database.errors import DatabaseError, DatabaseIntegrityError, DatabaseUnavailableError
+from database.errors import (
+    DatabaseError,
+    DatabaseIntegrityError,
+    DatabaseUnavailableError,
+    DatabaseValueError,
+)
 from database.postgres_listener import LEASE_SECONDS, LISTENERS_TABLE, GenerationListener
 
 #: The advisory lock every write transaction holds (any constant both hosts agree on).
@@ -103,6 +108,8 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
 def translate_error(exc: Exception, description: str) -> DatabaseError:
     """The engine-neutral form of a psycopg or pool error (never includes the password)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.DataError):
+        return DatabaseValueError(f"{description}: {text}")
     if isinstance(exc, psycopg.IntegrityError):
         return DatabaseIntegrityError(f"{description}: {text}")
     if isinstance(

@@ -7,6 +7,8 @@ Keeping the names and texts in one module keeps them consistent across operation
 
 from __future__ import annotations
 
+from kms_service.domain.errors import DATABASE_UNAVAILABLE_MESSAGE
+
 
 class S3Error(Exception):
     """An AWS-shaped S3 error: HTTP ``status``, error ``code``, ``message`` and any extra
@@ -292,6 +294,12 @@ def not_implemented(what: str) -> S3Error:
         f"A header you provided implies functionality that is not implemented ({what} is not "
         "supported by mock-kms's S3 endpoint)",
     )
+
+
+def service_unavailable() -> S3Error:
+    """The database cannot be reached (PostgreSQL restarting, say): S3's retryable 503, which
+    the AWS SDKs retry. Nothing of the request was committed."""
+    return S3Error(503, "ServiceUnavailable", DATABASE_UNAVAILABLE_MESSAGE)
 
 
 def internal_error(request_id: str) -> S3Error:

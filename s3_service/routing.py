@@ -19,6 +19,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from werkzeug.wrappers import Response
 
+from database import DatabaseUnavailableError
 from s3_service import buckets, errors, listing, multipart, objects
 from s3_service.errors import S3Error
 from s3_service.services import S3Services
@@ -170,6 +171,9 @@ class S3Application:
             response = resolve(request)(self.services, request)
         except S3Error as error:
             response = error_response(error, method, resource, request_id)
+        except DatabaseUnavailableError as exc:
+            log.warning("S3 request %s: database unavailable: %s", request_id, exc)
+            response = error_response(errors.service_unavailable(), method, resource, request_id)
         except Exception:
             # Internals stay in the log, under the id the client sees.
             log.exception("S3 request %s (%s %s): unexpected error", request_id, method, resource)

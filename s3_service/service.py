@@ -1,9 +1,10 @@
 """Wiring the S3 endpoint into ``mock-kms serve``: preparing its state before the workers
 fork (:func:`prepare_s3`) and mounting it beside the KMS in each worker (:func:`mount_s3`).
 
-The S3 state lives in ``<data-dir>/s3/``: ``s3.sqlite3`` (metadata), ``master-key.bin``
-(the SSE-S3 master key, wrapped under the root key), ``blobs/`` (encrypted segments) and
-``tmp/`` (writes in progress).
+The S3 state lives in ``--s3-dir`` (default ``<data-dir>/s3/``): ``s3.sqlite3`` (metadata,
+unless ``--database-url`` puts it in PostgreSQL), ``master-key.bin`` (the SSE-S3 master key,
+wrapped under the root key), ``blobs/`` (encrypted segments) and ``tmp/`` (writes in
+progress). Every host of one database mounts the same S3 directory.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask import Flask
 
 from clients.kms import KmsLocalError
 from clients.kms.config import resolve_credentials
+from database import DatabaseError
 from kms_service.domain.errors import ConfigurationError
 from kms_service.settings import Settings
 from kms_service.wire.auth.credentials import CredentialStore
@@ -38,7 +40,8 @@ SWEEP_GRACE_SECONDS = 600.0
 
 
 def s3_directory(settings: Settings) -> Path:
-    return settings.data_dir / S3_DIRECTORY
+    """``--s3-dir``, else ``<data-dir>/s3``: shared by every host of one database."""
+    return settings.s3_dir if settings.s3_dir is not None else settings.data_dir / S3_DIRECTORY
 
 
 def _root_key(settings: Settings) -> bytes:
@@ -63,16 +66,16 @@ def prepare_s3(settings: Settings) -> int:
     """
     directory = s3_directory(settings)
     blobs = BlobStore(directory)
-    store = S3Store(directory)
+    store = S3Store(directory, settings.database_url)
     try:
         blobs.initialise()
         store.initialise()
         _master_key(settings)
         removed = blobs.sweep(store.referenced_blobs(), grace_seconds=SWEEP_GRACE_SECONDS)
-    except OSError as exc:
+    except (OSError, DatabaseError) as exc:
         raise ConfigurationError(f"cannot prepare the S3 state in {directory}: {exc}") from None
     finally:
-        store.close()
+        store.dispose()  # nothing of the database may cross the workers' fork
     if removed:
         log.info("removed %d leftover file(s) of interrupted S3 writes", removed)
     return removed
@@ -104,11 +107,11 @@ def build_s3_services(settings: Settings, kms_app: Flask) -> S3Services:
     """The S3 dependencies for this worker. Raises :class:`ConfigurationError`."""
     directory = s3_directory(settings)
     blobs = BlobStore(directory)
-    store = S3Store(directory)
+    store = S3Store(directory, settings.database_url)
     try:
         blobs.initialise()
         store.initialise()
-    except OSError as exc:
+    except (OSError, DatabaseError) as exc:
         raise ConfigurationError(f"cannot open the S3 state in {directory}: {exc}") from None
     loopback = LoopbackKms(kms_app.wsgi_app)
     kms_app.extensions["mock_kms.s3_loopback"] = loopback

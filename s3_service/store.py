@@ -1,25 +1,27 @@
-"""The S3 metadata database (SQLite, WAL): buckets, objects and their segments, multipart
-uploads and their parts. Object data itself lives in :mod:`s3_service.blobs`.
+"""The S3 metadata database: buckets, objects and their segments, multipart uploads and their
+parts; SQLite (WAL) in the S3 directory, or the PostgreSQL database of ``--database-url``
+shared by every host (:mod:`database`). Object data itself lives in :mod:`s3_service.blobs`,
+in the S3 directory every host of one database mounts.
 
-Every change is one ``BEGIN IMMEDIATE`` transaction, which is what makes an overwrite atomic:
+Every change is one transaction (writers serialised), which is what makes an overwrite atomic:
 the object row and its segment list switch from the old files to the new ones in one commit
-(``synchronous=FULL``, so a committed write survives a crash). Methods that drop segments
-return their blob ids; the caller deletes the files after the commit, never before.
+(SQLite ``synchronous=FULL``, so a committed write survives a crash; PostgreSQL commits
+durably). Methods that drop segments return their blob ids; the caller deletes the files after
+the commit, never before.
 
-Object keys are stored as UTF-8 BLOBs so that SQLite orders them bytewise, exactly as S3
-orders listings.
+Object keys are stored as UTF-8 BLOBs (BYTEA) so that both engines order them bytewise,
+exactly as S3 orders listings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from database import Database, open_database
 from s3_service import errors
 from s3_service.envelope import Envelope
 from s3_service.records import (
@@ -95,6 +97,10 @@ _OBJECT_COLUMNS = (
     "bucket, key, version_id, size, etag, last_modified, content_type, headers, metadata, "
     "storage_class, envelope, checksum"
 )
+#: An overwrite replaces every column but the key (portable: SQLite 3.24+ and PostgreSQL).
+_OBJECT_UPSERT = " ON CONFLICT (bucket, key) DO UPDATE SET " + ", ".join(
+    f"{column} = excluded.{column}" for column in _OBJECT_COLUMNS.split(", ")[2:]
+)
 _UPLOAD_COLUMNS = (
     "upload_id, bucket, key, initiated, account_id, content_type, headers, metadata, "
     "storage_class, envelope"
@@ -102,43 +108,37 @@ _UPLOAD_COLUMNS = (
 
 
 class S3Store:
-    """Thread-safe access to the metadata database: one SQLite connection per thread, opened
-    lazily, so nothing is shared across a gunicorn fork."""
+    """Thread-safe access to the metadata database (each thread its connection, opened lazily,
+    so nothing is shared across a gunicorn fork). Raises
+    :class:`database.DatabaseUnavailableError` when the database cannot be reached."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, database_url: str | None = None) -> None:
+        """The records in ``database_url`` (PostgreSQL) if given, else SQLite in
+        ``directory``."""
         self.path = directory / DATABASE_FILE
-        self._local = threading.local()
+        self._db: Database = open_database(database_url or self.path, synchronous="FULL")
 
-    def _connect(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            self._local.connection = connection
-        return connection
+    def _connect(self) -> Database:
+        return self._db
 
     def initialise(self) -> None:
         """Create the tables if needed."""
-        self._connect().executescript(_SCHEMA)
+        with self._write():
+            self._db.run_script(_SCHEMA)
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        """Release this thread's connection."""
+        self._db.close()
+
+    def dispose(self) -> None:
+        """Release everything this process holds of the database (before a fork)."""
+        self._db.dispose()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+    def _write(self) -> Iterator[Database]:
+        # Nothing caches S3 records: their writes leave the key store's caches alone.
+        with self._db.transaction(invalidates_caches=False):
+            yield self._db
 
     # --- buckets ----------------------------------------------------------------------------
     def create_bucket(self, record: BucketRecord) -> bool:
@@ -238,7 +238,7 @@ class S3Store:
             return self._replace_object(db, record, if_none_match=if_none_match)
 
     def _replace_object(
-        self, db: sqlite3.Connection, record: ObjectRecord, *, if_none_match: bool
+        self, db: Database, record: ObjectRecord, *, if_none_match: bool
     ) -> list[str]:
         if db.execute("SELECT 1 FROM buckets WHERE name = ?", (record.bucket,)).fetchone() is None:
             raise errors.no_such_bucket(record.bucket)
@@ -252,8 +252,8 @@ class S3Store:
                 raise errors.precondition_failed("If-None-Match")
             blobs = _drop_segments(db, old[0])
         db.execute(
-            f"INSERT OR REPLACE INTO objects ({_OBJECT_COLUMNS}) "  # noqa: S608
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO objects ({_OBJECT_COLUMNS}) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + _OBJECT_UPSERT,
             (
                 record.bucket,
                 record.key.encode(),
@@ -375,7 +375,8 @@ class S3Store:
             self._connect()
             .execute(
                 f"SELECT {_UPLOAD_COLUMNS} FROM uploads "  # noqa: S608
-                "WHERE bucket = ? AND substr(key, 1, ?) = ? ORDER BY key, initiated LIMIT ?",
+                "WHERE bucket = ? AND substr(key, 1, CAST(? AS INTEGER)) = ?"
+                " ORDER BY key, initiated LIMIT ?",
                 (bucket, len(prefix), prefix, limit),
             )
             .fetchall()
@@ -398,9 +399,11 @@ class S3Store:
                 (upload_id, part.part_number),
             ).fetchone()
             db.execute(
-                "INSERT OR REPLACE INTO parts "
+                "INSERT INTO parts "
                 "(upload_id, part_number, blob, salt, size, etag, last_modified) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (upload_id, part_number) DO UPDATE SET"
+                " blob = excluded.blob, salt = excluded.salt, size = excluded.size,"
+                " etag = excluded.etag, last_modified = excluded.last_modified",
                 (
                     upload_id,
                     part.part_number,
@@ -483,13 +486,13 @@ def successor(prefix: bytes) -> bytes | None:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-def _drop_segments(db: sqlite3.Connection, owner: str) -> list[str]:
+def _drop_segments(db: Database, owner: str) -> list[str]:
     blobs = [row[0] for row in db.execute("SELECT blob FROM segments WHERE owner = ?", (owner,))]
     db.execute("DELETE FROM segments WHERE owner = ?", (owner,))
     return blobs
 
 
-def _drop_upload(db: sqlite3.Connection, upload_id: str) -> list[str]:
+def _drop_upload(db: Database, upload_id: str) -> list[str]:
     blobs = [
         row[0] for row in db.execute("SELECT blob FROM parts WHERE upload_id = ?", (upload_id,))
     ]
@@ -498,7 +501,7 @@ def _drop_upload(db: sqlite3.Connection, upload_id: str) -> list[str]:
     return blobs
 
 
-def _segments(db: sqlite3.Connection, owner: str) -> tuple[Segment, ...]:
+def _segments(db: Database, owner: str) -> tuple[Segment, ...]:
     rows = db.execute(
         "SELECT blob, salt, size FROM segments WHERE owner = ? ORDER BY idx", (owner,)
     ).fetchall()

@@ -204,7 +204,10 @@ class DecisionCache:
         """The cached (or freshly evaluated) decision before grants."""
         key_policy = key.policy if key is not None else None
         relevant = self._relevant_keys(key_policy, identity.iam_policy)
-        values: tuple[ContextValue | None, ...] = tuple(context.get(k) for k in relevant)
+        # Most policies (the default key policy among them) read no condition key.
+        values: tuple[ContextValue | None, ...] = (
+            tuple([context.get(k) for k in relevant]) if relevant else ()
+        )
         cache_key: CacheKey = (
             key_policy,
             identity.iam_policy,

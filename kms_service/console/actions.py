@@ -12,12 +12,14 @@ from typing import Any
 
 from flask import current_app, request
 
-from database import DatabaseUnavailableError
+from database import DatabaseUnavailableError, DatabaseValueError
 from kms_service.domain.errors import (
     DATABASE_UNAVAILABLE_MESSAGE,
+    NUL_REFUSED_MESSAGE,
     DependencyTimeoutException,
     KmsError,
     KMSInternalException,
+    ValidationException,
 )
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import OPERATIONS, RequestScope, Services
@@ -72,6 +74,8 @@ def perform(operation: str, params: dict[str, Any], scope: RequestScope) -> Outc
         result = function(services(), scope, loaded)
     except KmsError as exc:
         error = exc
+    except DatabaseValueError:
+        error = ValidationException(NUL_REFUSED_MESSAGE)
     except DatabaseUnavailableError as exc:
         log.warning("console request %s: database unavailable: %s", request_id, exc)
         error = DependencyTimeoutException(DATABASE_UNAVAILABLE_MESSAGE)

@@ -194,6 +194,11 @@ class DependencyTimeoutException(KmsError):
 #: What a request that could not reach the database answers (DependencyTimeoutException for
 #: KMS, ServiceUnavailable for S3): both are retried by the AWS SDKs.
 DATABASE_UNAVAILABLE_MESSAGE = "The service could not reach its database; retry the request."
+#: A string member holding U+0000 on the PostgreSQL store (docs/several-hosts.md).
+NUL_REFUSED_MESSAGE = (
+    "1 validation error detected: a string member contains the character U+0000, which this"
+    " service's database (PostgreSQL) cannot store"
+)
 
 
 # --- custom key stores (docs/custom-key-stores.md) -------------------------------------------

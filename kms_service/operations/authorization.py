@@ -310,8 +310,9 @@ def authorize_key(
         check_grant_tokens(services, tokens)
         access.grant_tokens_checked = True
     identity = access.identity
-    resource = KeyResource(key.arn, key.account_id, key_policy(key))
-    context = request_context(services, scope, access, action, key, requested)
+    arn = key.arn  # a property that formats the ARN on every read
+    resource = KeyResource(arn, key.account_id, key_policy(key))
+    context = KeyRequestContext(services, scope, access, action, key, requested)
     decision = authorize(
         identity,
         action,
@@ -320,11 +321,9 @@ def authorize_key(
         grant_allows=lambda: _grant_allows(services, key, identity, action, access),
         cache=DECISIONS,
     )
-    access.record(action, key.arn, decision, on_key=True)
+    access.record(action, arn, decision, on_key=True)
     if not decision.allowed:
-        raise _deny(
-            access, action, key.arn, decision.message(identity.principal_arn, action, key.arn)
-        )
+        raise _deny(access, action, arn, decision.message(identity.principal_arn, action, arn))
 
 
 def authorize_request(services: Services, scope: RequestScope) -> None:

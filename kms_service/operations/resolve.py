@@ -46,12 +46,30 @@ class KeyReference:
     alias_name: str | None = None
 
 
+#: Parsed references by (value, caller's account, caller's region, aliases allowed): a client
+#: names the same few keys on every request. Bounded (cleared when full), as the values are
+#: whatever clients send; only successful parses are kept.
+_REFERENCES: dict[tuple[str, str, str, bool], KeyReference] = {}
+_REFERENCES_LIMIT = 4096
+
+
 def parse_reference(scope: RequestScope, value: str, *, allow_alias: bool) -> KeyReference:
     """Parse ``value`` as AWS does for a ``KeyId`` member.
 
     Raises :class:`NotFoundException` with AWS's wording for malformed ids, ARNs of another
     region, and aliases where the operation takes only a key id or key ARN.
     """
+    cache_key = (value, scope.account_id, scope.region, allow_alias)
+    reference = _REFERENCES.get(cache_key)
+    if reference is None:
+        reference = _parse_reference(scope, value, allow_alias=allow_alias)
+        if len(_REFERENCES) >= _REFERENCES_LIMIT:
+            _REFERENCES.clear()
+        _REFERENCES[cache_key] = reference
+    return reference
+
+
+def _parse_reference(scope: RequestScope, value: str, *, allow_alias: bool) -> KeyReference:
     match = _ARN_PATTERN.match(value)
     if match:
         region, account, resource = match["region"], match["account"], match["resource"]

@@ -37,8 +37,9 @@ class SharedSettings:
     def __init__(self, store: MetadataStore, cache_seconds: float = CACHE_SECONDS) -> None:
         self._store = store
         self._cache_seconds = cache_seconds
-        # (expiry on the monotonic clock, values); replaced whole, so readers need no lock.
-        self._snapshot: tuple[float, dict[str, str]] = (-math.inf, {})
+        # (expiry on the monotonic clock, the store's cache token when read, values); replaced
+        # whole, so readers need no lock.
+        self._snapshot: tuple[float, object | None, dict[str, str]] = (-math.inf, None, {})
         self._offset_cache: tuple[str, float] = ("", 0.0)
         self._write_lock = threading.Lock()
 
@@ -53,15 +54,23 @@ class SharedSettings:
         A database error keeps the previous values (and is retried on the next call): a busy
         database must not fail requests that only wanted the clock.
         """
-        expires, values = self._snapshot
+        expires, token, values = self._snapshot
         now = time.monotonic()
         if now < expires:
+            return values
+        # No write anywhere since the last read (the store's cache token, which every write on
+        # every host changes): the values still hold, with no query. So a fleet of hosts does
+        # not read the table ten times a second per worker for nothing.
+        current = self._store.cache_token()
+        if current is not None and current == token:
+            self._snapshot = (now + self._cache_seconds, token, values)
             return values
         try:
             values = self._store.service_settings()
         except DatabaseError as exc:
             log.warning("cannot read service settings, keeping the previous ones: %s", exc)
-        self._snapshot = (now + self._cache_seconds, values)
+            current = None
+        self._snapshot = (now + self._cache_seconds, current, values)
         return values
 
     def get(self, name: str) -> str | None:
@@ -75,8 +84,10 @@ class SharedSettings:
         with self._write_lock:
             with self._store.write():
                 self._store.set_service_setting(name, value)
+            token = self._store.cache_token()
             self._snapshot = (
                 time.monotonic() + self._cache_seconds,
+                token,
                 self._store.service_settings(),
             )
 

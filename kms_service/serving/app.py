@@ -12,7 +12,7 @@ from flask import Flask
 from kms_service.bootstrap import build_authenticator, build_services
 from kms_service.serving.operability import install
 from kms_service.settings import Settings
-from kms_service.wire.blueprint import blueprint
+from kms_service.wire.blueprint import KmsRequestPath, blueprint
 
 
 def create_app(settings: Settings) -> Flask:
@@ -22,6 +22,9 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["mock_kms.services"] = build_services(settings)
     app.extensions["mock_kms.authenticator"] = build_authenticator(settings)
     app.register_blueprint(blueprint)
+    # POST / (every KMS API request) answered without Flask's per-request machinery;
+    # everything else, and the S3 endpoint's loopback calls, wrap around this.
+    app.wsgi_app = KmsRequestPath(app.wsgi_app, app)  # type: ignore[method-assign]
     if settings.s3_enabled:
         # S3 sits beside the KMS: requests without X-Amz-Target go to it (see s3_service.routing).
         from s3_service.service import mount_s3

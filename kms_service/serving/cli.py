@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.register(subparsers)
     export.register(subparsers)
     healthcheck.register(subparsers)
+    from kms_service.store_migration import command as migrate_store
+
+    migrate_store.register(subparsers)  # copy a SQLite deployment into PostgreSQL
     return parser
 
 

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 from urllib.parse import quote
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from flask import Blueprint, Flask, Request, Response, current_app, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.wrappers import Request
 
-from database import DatabaseUnavailableError
+from database import DatabaseUnavailableError, DatabaseValueError
 from kms_service.access.request import AccessScope
 from kms_service.domain.errors import (
     DATABASE_UNAVAILABLE_MESSAGE,
+    NUL_REFUSED_MESSAGE,
     DependencyTimeoutException,
     KmsError,
     KMSInternalException,
     UnknownOperationException,
     UnsupportedOperationException,
+    ValidationException,
 )
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
@@ -90,10 +95,19 @@ def healthz() -> Response:
 @blueprint.post("/<path:path>", provide_automatic_options=False)
 def dispatch(path: str) -> Response:
     """Answer one KMS request (any path, as botocore posts to the endpoint URL's path)."""
-    started = perf_counter()
     # One context-local lookup each; the rest of the request uses plain locals.
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return answer(req, app)
+
+
+def answer(req: Request, app: Flask) -> Response:
+    """The response to one KMS request: authenticated, validated, authorised, run, recorded.
+
+    Needs no Flask context (:class:`KmsRequestPath` calls it without one); never raises for
+    anything the request or the operation does: every failure is an AWS-shaped error.
+    """
+    started = perf_counter()
     extensions = app.extensions
     environ = req.environ
     request_id = new_request_id()
@@ -145,6 +159,9 @@ def dispatch(path: str) -> Response:
         require_authorized(scope)
     except KmsError as exc:
         error = exc
+    except DatabaseValueError:
+        # PostgreSQL's TEXT cannot hold NUL (SQLite can): refused, naming no internals.
+        error = ValidationException(NUL_REFUSED_MESSAGE)
     except DatabaseUnavailableError as exc:
         # The database is unreachable (PostgreSQL restarting, a lost connection) or its lock
         # timed out: a retryable server-side fault, which AWS SDKs retry. Nothing of the
@@ -174,6 +191,35 @@ def dispatch(path: str) -> Response:
             access.decisions if access is not None else (),
         )
     return response
+
+
+class KmsRequestPath:
+    """WSGI middleware: ``POST /``, the request every SDK sends, answered by :func:`answer`
+    straight from the environ; everything else to ``downstream`` (the Flask app).
+
+    Flask would route ``POST /`` to :func:`dispatch` and nothing else, and the app has no
+    hooks for it (the console's hooks and session belong to ``/console``), so what this skips
+    is only Flask's per-request machinery: request and app context push and pop, URL
+    matching, signals. That machinery was about half of the CPU of a cheap KMS request
+    (docs/performance.md). The response is the same object, finalised by werkzeug the same way;
+    an exception escaping :func:`answer` gets the answer Flask's error handler gives it.
+    """
+
+    def __init__(self, downstream: WSGIApplication, app: Flask) -> None:
+        self.downstream = downstream
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/" or environ.get("REQUEST_METHOD") != "POST":
+            return self.downstream(environ, start_response)
+        try:
+            response = answer(Request(environ), self.app)
+        except Exception:
+            # What Flask does with an exception its view lets out: log it, answer 500
+            # through the HTTPException handler below.
+            log.exception("unexpected error answering a KMS request")
+            response = http_error(InternalServerError())
+        return response(environ, start_response)
 
 
 def _raw_path(req: Request) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import re
+from binascii import b2a_base64
 from typing import Any
 
 from kms_service.domain.errors import (
@@ -151,12 +151,32 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
 
 def _to_wire(value: Any) -> Any:
     if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
+        return _b64(value)
     if isinstance(value, dict):
-        return {k: _to_wire(v) for k, v in value.items() if v is not None}
+        return _dict_to_wire(value)
     if isinstance(value, list):
         return [_to_wire(v) for v in value]
     return value
+
+
+def _b64(data: bytes) -> str:
+    # binascii directly: base64.b64encode is a Python wrapper around this very call.
+    return b2a_base64(data, newline=False).decode("ascii")
+
+
+def _dict_to_wire(value: dict[str, Any]) -> dict[str, Any]:
+    """A result object on the wire: one loop for its flat members (most results have only
+    those), recursion only for nested ones."""
+    wire: dict[str, Any] = {}
+    for name, member in value.items():
+        kind = type(member)
+        if kind is str or kind is int or kind is bool or kind is float:
+            wire[name] = member
+        elif kind is bytes:
+            wire[name] = b2a_base64(member, newline=False).decode("ascii")
+        elif member is not None:
+            wire[name] = _to_wire(member)
+    return wire
 
 
 def encode_result(result: dict[str, Any] | None) -> bytes:
@@ -164,7 +184,7 @@ def encode_result(result: dict[str, Any] | None) -> bytes:
     in padded base64, absent members left out and timestamps as epoch-second numbers."""
     if result is None:
         return b""
-    return _COMPACT_JSON.encode(_to_wire(result)).encode()
+    return _COMPACT_JSON.encode(_dict_to_wire(result)).encode()
 
 
 def encode_error(error: KmsError) -> bytes:

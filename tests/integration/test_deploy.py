@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -160,6 +161,18 @@ def test_dockerfile_essentials() -> None:
             *sources, _ = args.split()
             for source in sources:
                 assert (ROOT / source).exists(), source
+
+
+def test_dockerfile_copies_every_package_the_project_installs() -> None:
+    # `pip install .` in the build stage installs what pyproject.toml's package list finds in
+    # the copied sources: a package left out of the COPY lines is missing from the image.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*").rstrip(".") for pattern in patterns}
+    instructions = _instructions(DEPLOY / "Dockerfile")
+    build = instructions[: [i for i, (w, _) in enumerate(instructions) if w == "FROM"][1]]
+    copied = {args.split()[0] for word, args in build if word == "COPY"}
+    assert packages <= copied, sorted(packages - copied)
 
 
 def test_compose_has_a_software_and_a_softhsm_service() -> None:

@@ -215,3 +215,70 @@ def test_repeating_stream_hands_out_whole_blocks_without_copying() -> None:
     stream = RepeatingStream(8, block)
     assert stream.read(4) is block
     assert stream.read(4) is block
+
+
+def test_lua_script_sends_several_requests_in_turn() -> None:
+    first = HttpRequest("POST", "/", {"X-Amz-Target": "TrentService.DisableKey"}, b"{}")
+    second = HttpRequest("POST", "/", {"X-Amz-Target": "TrentService.EnableKey"}, b"{}")
+    script = lua_script([first, second])
+    assert 'wrk.format("POST", "/", {["X-Amz-Target"] = "TrentService.DisableKey"}' in script
+    assert 'wrk.format("POST", "/", {["X-Amz-Target"] = "TrentService.EnableKey"}' in script
+    assert "request = function()" in script
+    # One request: wrk builds it once, no Lua call per request.
+    assert "request = function()" not in lua_script(first)
+
+
+def test_lua_script_gives_each_thread_a_host() -> None:
+    request = HttpRequest("POST", "/", {}, b"{}")
+    script = lua_script(request, [("127.0.0.1", 8001), ("127.0.0.1", 8002)])
+    assert 'local hosts = {{"127.0.0.1", "8001"}, {"127.0.0.1", "8002"}}' in script
+    assert "thread.addr = wrk.lookup(host[1], host[2])[1]" in script
+    assert "setup = function(thread)" not in lua_script(request)
+    with pytest.raises(ValueError, match="no request"):
+        lua_script([])
+
+
+def _store_cells(sqlite: float, one_host: float, two_hosts: float, op: str) -> list[Cell]:
+    return [
+        cell("mock-kms", sqlite, op=op),
+        cell("mock-kms-postgres", one_host, op=op),
+        cell("mock-kms-postgres-2hosts", two_hosts, op=op),
+    ]
+
+
+def test_store_comparison_puts_postgres_beside_sqlite() -> None:
+    cells = _store_cells(1000, 900, 1100, "Encrypt-32B") + _store_cells(400, 100, 90, "CreateKey")
+    rows = report.store_comparison([*cells, cell("moto", 50, op="Encrypt-32B")])
+    assert [row["operation"] for row in rows] == ["Encrypt-32B", "CreateKey"]
+    assert rows[0]["mock-kms-postgres"]["vs_sqlite"] == pytest.approx(0.9)
+    assert rows[0]["mock-kms-postgres-2hosts"]["vs_sqlite"] == pytest.approx(1.1)
+    assert rows[0]["mock-kms"]["vs_sqlite"] == pytest.approx(1.0)
+    assert rows[0]["mock-kms-postgres"]["vs_sqlite_cpu"] == pytest.approx(1.0)
+    table = report.format_store_table(rows)
+    assert "PostgreSQL 1 host" in table and "90%" in table and "25%" in table
+
+
+def test_postgres_target_ignores_write_operations() -> None:
+    cells = (
+        _store_cells(1000, 850, 790, "Encrypt-32B")
+        + _store_cells(1000, 950, 1000, "Decrypt-32B")
+        + _store_cells(400, 100, 90, "CreateKey")
+    )
+    checks = {c.target: c for c in report.check_targets(cells, None, None, None, None)}
+    one = checks["c16: PostgreSQL (1 host) >= 80% of SQLite (worst hot-path op)"]
+    two = checks["c16: PostgreSQL (2 hosts) >= 80% of SQLite (worst hot-path op)"]
+    assert (one.met, one.measured) == (True, "85%")
+    assert (two.met, two.measured) == (False, "79%")
+
+
+def test_postgres_target_not_judged_without_postgres() -> None:
+    checks = report.check_targets([cell("mock-kms", 1000)], None, None, None, None)
+    postgres = [c for c in checks if "PostgreSQL" in c.target]
+    assert len(postgres) == 2
+    assert all(c.met is None for c in postgres)
+
+
+def test_sqlite_p99_target_leaves_out_write_operations() -> None:
+    cells = [cell("mock-kms", 1000, p99=5.0), cell("mock-kms", 400, op="CreateKey", p99=90.0)]
+    checks = {c.target: c for c in report.check_targets(cells, None, None, None, None)}
+    assert checks["c16: mock-kms p99 < 15 ms (worst op)"].measured == "5.0 ms"
