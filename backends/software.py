@@ -51,7 +51,7 @@ from backends.key_specs import (
     WRAPPING_HASHES,
     WRAPPING_KEY_SPECS,
 )
-from database import Database, DatabaseError, Rows, open_database
+from database import Database, DatabaseError, DatabaseUnavailableError, Rows, open_database
 
 KEYSTORE_FILE = "software-keystore.sqlite3"
 
@@ -261,6 +261,10 @@ class SoftwareBackend:
             # Material ids are never reused, so no cache anywhere needs invalidating.
             with self._db.transaction(invalidates_caches=False):
                 return self._db.execute(sql, parameters)
+        except DatabaseUnavailableError:
+            # Not the keystore's fault: the request answers the retryable
+            # DependencyTimeoutException, as for the key store.
+            raise
         except DatabaseError as exc:
             raise BackendUnavailableError(f"software keystore: {exc}") from None
 
@@ -557,7 +561,7 @@ class SoftwareBackend:
     def health(self) -> BackendHealth:
         try:
             count = self._execute("SELECT count(*) FROM material", ()).fetchone()[0]
-        except BackendUnavailableError as exc:
+        except (BackendUnavailableError, DatabaseUnavailableError) as exc:
             return BackendHealth("software", False, {"error": exc.__class__.__name__})
         return BackendHealth("software", True, {"materials": int(count)})
 

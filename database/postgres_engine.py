@@ -18,9 +18,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -38,7 +40,7 @@ from database.errors import (
     DatabaseUnavailableError,
     DatabaseValueError,
 )
-from database.postgres_listener import GenerationListener
+from database.postgres_listener import LEASE_SECONDS, LISTENERS_TABLE, GenerationListener
 
 #: The advisory lock every write transaction holds (any constant both hosts agree on).
 WRITE_LOCK_ID = 0x6D6F636B6B6D73  # "mockkms"
@@ -66,7 +68,20 @@ _ENGINE_TABLES = (
     "INSERT INTO store_generation (id, value) VALUES (1, 0) ON CONFLICT DO NOTHING",
     "CREATE TABLE IF NOT EXISTS schema_versions ("
     " component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    # What each listening process has heard (database.postgres_listener).
+    # Unlogged: rows that only matter while their processes live need no WAL (a crashed
+    # server empties it, and every listener writes its row again on reconnecting).
+    f"CREATE UNLOGGED TABLE IF NOT EXISTS {LISTENERS_TABLE} (listener_id TEXT PRIMARY KEY,"
+    " heard BIGINT NOT NULL, lease_until TIMESTAMPTZ NOT NULL)",
 )
+#: How often a writer checks whether every listener has confirmed its write.
+CONFIRM_POLL_S = 0.002
+#: While the server is known to be down, at most one connection attempt per this interval;
+#: every other statement fails at once rather than wait POOL_TIMEOUT_S for a pool that
+#: cannot connect.
+PROBE_INTERVAL_S = 0.25
+#: The probe's own connect timeout (a refused connection fails at once anyway).
+PROBE_CONNECT_TIMEOUT_S = 2
 
 
 def redact(url: str) -> str:
@@ -154,6 +169,10 @@ class PostgresDatabase:
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._listener: GenerationListener | None = None
         self._prepared = False
+        #: Why the server is believed down (None: believed up); see _usable_pool.
+        self._down: str | None = None
+        self._probed_at = 0.0
+        self._probe_lock = threading.Lock()
 
     # --- the pool and the listener, per process --------------------------------------------
     def _open(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
@@ -164,21 +183,89 @@ class PostgresDatabase:
             if self._pool is None or self._pid != os.getpid():
                 # After a fork the parent's pool and listener are the parent's: never touch
                 # their sockets here, start afresh.
-                self._pool = psycopg_pool.ConnectionPool(
-                    self.url,
-                    kwargs=_CONNECTION_OPTIONS,
-                    min_size=1,
-                    max_size=max(POOL_MAX_SIZE, 2),
-                    configure=_configure,
-                    timeout=POOL_TIMEOUT_S,
-                    reconnect_timeout=30.0,
-                    name="mock-kms",
-                    open=True,
-                )
+                self._pool = self._new_pool()
                 self._listener = None
                 self._prepared = False
                 self._pid = os.getpid()
             return self._pool
+
+    def _new_pool(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+        return psycopg_pool.ConnectionPool(
+            self.url,
+            kwargs=_CONNECTION_OPTIONS,
+            min_size=1,
+            max_size=max(POOL_MAX_SIZE, 2),
+            configure=_configure,
+            timeout=POOL_TIMEOUT_S,
+            reconnect_timeout=30.0,
+            name="mock-kms",
+            open=True,
+        )
+
+    def _usable_pool(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+        """The pool, unless the server is known to be down.
+
+        Why: once the server is gone, the pool reconnects in the background with a growing
+        backoff, and every request would wait POOL_TIMEOUT_S for it (several statements per
+        request: a 25 s answer), and after the server came back the pool could take seconds
+        more to try again. So a failure that means "unreachable" marks the server down
+        (:meth:`_mark_down`); while down, one caller every PROBE_INTERVAL_S tries a direct
+        connection and the others fail at once with DatabaseUnavailableError. The first
+        probe that connects replaces the pool with a fresh one (no backoff, no connections
+        that died with the old server), so every host recovers within a fraction of a
+        second of the server accepting connections.
+        """
+        pool = self._open()
+        if self._down is None:
+            return pool
+        if not self._probe_lock.acquire(blocking=False):
+            raise DatabaseUnavailableError(self._down)
+        try:
+            if self._down is None:
+                return self._open()
+            now = time.monotonic()
+            if now - self._probed_at < PROBE_INTERVAL_S:
+                raise DatabaseUnavailableError(self._down)
+            self._probed_at = now
+            try:
+                probe = psycopg.connect(
+                    self.url, **{**_CONNECTION_OPTIONS, "connect_timeout": PROBE_CONNECT_TIMEOUT_S}
+                )
+            except psycopg.Error as exc:
+                error = translate_error(exc, self.description)
+                self._down = str(error)
+                raise error from None
+            probe.close()
+            self._replace_pool()
+            self._down = None
+            return self._open()
+        finally:
+            self._probe_lock.release()
+
+    def _mark_down(
+        self, error: DatabaseError, pool: psycopg_pool.ConnectionPool[Any] | None = None
+    ) -> DatabaseError:
+        """Remember that the server did not answer (see :meth:`_usable_pool`); returns
+        ``error``. A pool timeout counts only when the pool has no connection at all (else
+        every connection is merely busy: the server is fine)."""
+        if not isinstance(error, DatabaseUnavailableError) or self._down is not None:
+            return error
+        if pool is not None and pool.get_stats().get("pool_size", 0) > 0:
+            return error
+        self._down = str(error)
+        return error
+
+    def _replace_pool(self) -> None:
+        """A fresh pool for this process; the old one is closed in the background (its
+        connections in use go when returned)."""
+        with self._lock:
+            old = self._pool if self._pid == os.getpid() else None
+            self._pool = self._new_pool()
+            self._pid = os.getpid()
+        if old is not None:
+            threading.Thread(
+                target=old.close, kwargs={"timeout": 1.0}, name="mock-kms-pool-close", daemon=True
+            ).start()
 
     def _prepare(self, connection: psycopg.Connection[Any]) -> None:
         """Create the engine's own tables once per process (under the write lock, since
@@ -196,6 +283,10 @@ class PostgresDatabase:
         self._open()
         listener = self._listener
         if listener is None:
+            # The listener confirms into an engine table: create it first (if the database
+            # is down, the listener retries until it is back).
+            with contextlib.suppress(DatabaseError):
+                self.execute("SELECT 1")
             with self._lock:
                 listener = self._listener
                 if listener is None:
@@ -203,16 +294,28 @@ class PostgresDatabase:
                         self.url, NOTIFY_CHANNEL, _CONNECTION_OPTIONS, on_reconnect=self._recheck
                     )
                     listener.start()
+                    # A worker that exits (gunicorn restarting it, a host stopping) withdraws
+                    # its row, so writers do not wait out its lease.
+                    atexit.register(listener.stop)
                     self._listener = listener
         return listener
 
     def _recheck(self) -> None:
-        """After the listener lost its connection (a restarted server, say), drop the pooled
-        connections that died with it rather than let requests find them one by one."""
+        """After the listener lost its connection (a restarted server, say) and connected
+        again: the server is back. If this process had marked it down, a fresh pool at once
+        (rather than at the next request's probe); else drop the pooled connections that
+        died with the old server rather than let requests find them one by one."""
         pool = self._pool
-        if pool is not None and self._pid == os.getpid():
-            with contextlib.suppress(psycopg.Error):
-                pool.check()
+        if pool is None or self._pid != os.getpid():
+            return
+        if self._down is not None:
+            with self._probe_lock:
+                if self._down is not None:
+                    self._replace_pool()
+                    self._down = None
+            return
+        with contextlib.suppress(psycopg.Error):
+            pool.check()
 
     def close(self) -> None:
         """Nothing per thread: pooled connections go back after every statement."""
@@ -239,17 +342,21 @@ class PostgresDatabase:
         if not is_read(sql):
             with self.transaction():
                 return self.execute(sql, params)
-        pool = self._open()
         for attempt in (1, 2):
+            # The retry goes through _usable_pool again: after a restarted server it probes
+            # and gets a fresh pool rather than another connection that died with the old.
+            pool = self._usable_pool()
             try:
                 with pool.connection() as pooled:
                     self._prepare(pooled)
                     return _run(pooled, sql, params)
             except psycopg.OperationalError as exc:
+                error = self._mark_down(translate_error(exc, self.description))
                 if attempt == 2:
-                    raise translate_error(exc, self.description) from None
-                self._recheck()
-            except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+                    raise error from None
+            except psycopg_pool.PoolTimeout as exc:
+                raise self._mark_down(translate_error(exc, self.description), pool) from None
+            except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
                 raise translate_error(exc, self.description) from None
         raise AssertionError("unreachable")
 
@@ -273,25 +380,31 @@ class PostgresDatabase:
     def in_transaction(self) -> bool:
         return getattr(self._local, "connection", None) is not None
 
-    def _begin(self) -> psycopg.Connection[Any]:
-        """A pooled connection inside ``BEGIN`` holding the write lock. A broken pooled
-        connection (found at BEGIN, before anything was written) is replaced once."""
-        pool = self._open()
+    def _begin(
+        self,
+    ) -> tuple[psycopg_pool.ConnectionPool[psycopg.Connection[Any]], psycopg.Connection[Any]]:
+        """A pooled connection inside ``BEGIN`` holding the write lock, and its pool. A
+        broken pooled connection (found at BEGIN, before anything was written) is replaced
+        once (see :meth:`execute`)."""
         for attempt in (1, 2):
+            pool = self._usable_pool()
             try:
                 connection = pool.getconn()
-            except (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+            except psycopg_pool.PoolTimeout as exc:
+                raise self._mark_down(translate_error(exc, self.description), pool) from None
+            except psycopg_pool.PoolClosed as exc:
                 raise translate_error(exc, self.description) from None
             try:
                 self._prepare(connection)
                 connection.execute("BEGIN")
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_ID,))
-                return connection
+                return pool, connection
             except psycopg.Error as exc:
                 pool.putconn(connection)
+                error = translate_error(exc, self.description)
                 if attempt == 2 or not isinstance(exc, psycopg.OperationalError):
-                    raise translate_error(exc, self.description) from None
-                self._recheck()
+                    raise self._mark_down(error) from None
+                self._mark_down(error)
         raise AssertionError("unreachable")
 
     @contextmanager
@@ -300,8 +413,7 @@ class PostgresDatabase:
         if getattr(local, "connection", None) is not None:
             yield
             return
-        pool = self._open()
-        connection = self._begin()
+        pool, connection = self._begin()
         generation = 0
         local.connection = connection
         try:
@@ -324,13 +436,34 @@ class PostgresDatabase:
             local.connection = None
             connection.execute("COMMIT")
         except psycopg.Error as exc:
-            raise translate_error(exc, self.description) from None
+            raise self._mark_down(translate_error(exc, self.description)) from None
         finally:
             local.connection = None
             pool.putconn(connection)
         if generation:
             # This host sees its own write at once, without waiting for its notification.
             self.listener().observe(int(generation))
+            self._wait_confirmed(int(generation))
+
+    def _wait_confirmed(self, generation: int) -> None:
+        """Return once every listening process (every worker of every host) has heard
+        ``generation``, so that the caller may acknowledge the write: a request that any
+        host receives after that sees it. A process that stopped confirming is waited for
+        until its lease ends (after which it caches nothing), so at most LEASE_SECONDS.
+
+        Raises :class:`DatabaseUnavailableError` only if the database cannot be asked; the
+        write has committed by then, so the client's retry meets its effect (the usual
+        outcome of a write whose answer was lost)."""
+        deadline = time.monotonic() + LEASE_SECONDS + 1.0
+        while True:
+            row = self.execute(
+                f"SELECT count(*) FROM {LISTENERS_TABLE}"  # noqa: S608
+                " WHERE heard < ? AND lease_until > clock_timestamp()",
+                (generation,),
+            ).fetchone()
+            if row is None or int(row[0]) == 0 or time.monotonic() >= deadline:
+                return
+            time.sleep(CONFIRM_POLL_S)
 
     # --- caches ----------------------------------------------------------------------------
     def cache_token(self) -> Hashable | None:
