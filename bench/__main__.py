@@ -265,7 +265,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--operations", default=",".join(op.key for op in workload.OPERATIONS))
     parser.add_argument("--no-cse", action="store_true", help="skip client-side encryption")
     parser.add_argument("--cse-sizes-mib", default="1,64,1024")
-    parser.add_argument("--cold-start-runs", type=int, default=3)
+    # At least one: the report always has a cold start figure (0 crashed on an empty median).
+    parser.add_argument(
+        "--cold-start-runs", type=int, default=3, choices=range(1, 101), metavar="1..100"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="1 s runs, one repeat, c16 only, CSE up to 64 MiB"
     )
