@@ -238,9 +238,27 @@ def wait_for_health(host: RunningServer, want: int, timeout: float) -> tuple[flo
         time.sleep(0.1)
 
 
+def s3_client(host: RunningServer, account: str) -> Any:
+    """A boto3 S3 client for ``host``, one attempt per call, path-style addressing."""
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=host.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=account,
+        aws_secret_access_key=SECRET,
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            s3={"addressing_style": "path"},
+            read_timeout=REQUEST_BOUND_S + 15,
+        ),
+    )
+
+
 def test_healthz_reports_the_database(cluster: Cluster) -> None:
     hosts = cluster.hosts
     account = new_account()
+    bucket = f"outage-{account}"
+    s3_client(hosts[0], account).create_bucket(Bucket=bucket)
     for host in hosts:
         status, body = healthz(host)
         assert (status, body["database"]) == (200, {"engine": "postgresql", "ok": True})
@@ -257,6 +275,20 @@ def test_healthz_reports_the_database(cluster: Cluster) -> None:
                 "The service could not reach its database; retry the request."
             )
             assert time.monotonic() - started < REQUEST_BOUND_S
+            # The S3 side: its retryable 503, AWS-shaped, with the same message.
+            for request in (
+                lambda s3: s3.put_object(Bucket=bucket, Key="k", Body=b"data"),
+                lambda s3: s3.get_object(Bucket=bucket, Key="k"),
+                lambda s3: s3.list_objects_v2(Bucket=bucket),
+            ):
+                with pytest.raises(ClientError) as refused:
+                    request(s3_client(host, account))
+                error = refused.value.response
+                assert error["ResponseMetadata"]["HTTPStatusCode"] == 503, error
+                assert error["Error"]["Code"] == "ServiceUnavailable", error
+                assert error["Error"]["Message"] == (
+                    "The service could not reach its database; retry the request."
+                )
         # A worker that dies during the outage is respawned by gunicorn and must wait for
         # the database, not fail its boot (which would make gunicorn stop the whole host).
         # (A fresh worker's first statement waits out the pool timeout, 5 s: the outage
@@ -277,6 +309,11 @@ def test_healthz_reports_the_database(cluster: Cluster) -> None:
         while streak < 6:
             assert time.monotonic() - back < RECOVERY_BOUND_S, f"host {host.port}"
             streak = streak + 1 if call(host, "CreateKey", {}, account).status == 200 else 0
+    # S3 again, through both hosts: what was written before the outage is there.
+    for host in hosts:
+        s3 = s3_client(host, account)
+        s3.put_object(Bucket=bucket, Key=f"after-{host.port}", Body=b"after")
+        assert s3.get_object(Bucket=bucket, Key=f"after-{host.port}")["Body"].read() == b"after"
 
 
 def test_postgres_restarted_mid_traffic(cluster: Cluster) -> None:

@@ -333,3 +333,18 @@ def test_concurrent_creates_on_both_hosts_lose_nothing(a: RunningServer, b: Runn
             if "TargetKeyId" in alias
         }
         assert names == set(aliases)
+
+
+def test_a_nul_character_is_refused_not_a_server_error(a: RunningServer, b: RunningServer) -> None:
+    """PostgreSQL's TEXT cannot hold U+0000 (SQLite can): a member carrying one is a 400
+    ValidationException naming no internals, and nothing of the request is stored."""
+    account = new_account()
+    answer = call(a, "CreateKey", {"Description": "before\u0000after"}, account)
+    assert (answer.status, answer.error) == (400, "ValidationException"), answer
+    assert "U+0000" in answer.body["message"] and "psycopg" not in answer.body["message"]
+    assert call(b, "ListKeys", {}, account).body["Keys"] == []
+    key_id = call(b, "CreateKey", {}, account).body["KeyMetadata"]["KeyId"]
+    tagged = call(a, "TagResource", {"KeyId": key_id, "Tags": [
+        {"TagKey": "k", "TagValue": "v\u0000"}]}, account)  # fmt: skip
+    assert (tagged.status, tagged.error) == (400, "ValidationException"), tagged
+    assert call(b, "ListResourceTags", {"KeyId": key_id}, account).body["Tags"] == []
