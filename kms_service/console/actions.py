@@ -12,17 +12,12 @@ from typing import Any
 
 from flask import current_app, request
 
-from database import DatabaseUnavailableError, DatabaseValueError
 from kms_service.domain.errors import (
-    DATABASE_UNAVAILABLE_MESSAGE,
-    NUL_REFUSED_MESSAGE,
-    DependencyTimeoutException,
     KmsError,
-    KMSInternalException,
-    ValidationException,
 )
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import OPERATIONS, RequestScope, Services
+from kms_service.wire.failures import error_for_failure
 from kms_service.wire.protocol import new_request_id
 from kms_service.wire.schemas import SCHEMAS
 from kms_service.wire.validation import load_request
@@ -74,14 +69,8 @@ def perform(operation: str, params: dict[str, Any], scope: RequestScope) -> Outc
         result = function(services(), scope, loaded)
     except KmsError as exc:
         error = exc
-    except DatabaseValueError:
-        error = ValidationException(NUL_REFUSED_MESSAGE)
-    except DatabaseUnavailableError as exc:
-        log.warning("console request %s: database unavailable: %s", request_id, exc)
-        error = DependencyTimeoutException(DATABASE_UNAVAILABLE_MESSAGE)
-    except Exception:
-        log.exception("console request %s: unexpected error", request_id)
-        error = KMSInternalException(f"An internal error occurred (request id {request_id}).")
+    except Exception as exc:  # noqa: BLE001 - logged and answered by error_for_failure
+        error = error_for_failure(exc, request_id, log, "console request")
     record: RequestRecorder | None = current_app.extensions.get(RECORD_EXTENSION)
     if record is not None:
         record(

@@ -18,22 +18,17 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
-from database import DatabaseUnavailableError, DatabaseValueError
 from kms_service.access.request import AccessScope
 from kms_service.domain.errors import (
-    DATABASE_UNAVAILABLE_MESSAGE,
-    NUL_REFUSED_MESSAGE,
-    DependencyTimeoutException,
     KmsError,
-    KMSInternalException,
     UnknownOperationException,
     UnsupportedOperationException,
-    ValidationException,
 )
 from kms_service.observability.recording import RECORD_EXTENSION, RequestRecorder
 from kms_service.operations import KNOWN_UNIMPLEMENTED, OPERATIONS, RequestScope, Services
 from kms_service.operations.authorization import authorize_request, require_authorized
 from kms_service.wire.auth.authenticator import TRUSTED_LOOPBACK, Authenticator, Caller
+from kms_service.wire.failures import error_for_failure
 from kms_service.wire.protocol import (
     CONTENT_TYPE,
     encode_error,
@@ -159,18 +154,8 @@ def answer(req: Request, app: Flask) -> Response:
         require_authorized(scope)
     except KmsError as exc:
         error = exc
-    except DatabaseValueError:
-        # PostgreSQL's TEXT cannot hold NUL (SQLite can): refused, naming no internals.
-        error = ValidationException(NUL_REFUSED_MESSAGE)
-    except DatabaseUnavailableError as exc:
-        # The database is unreachable (PostgreSQL restarting, a lost connection) or its lock
-        # timed out: a retryable server-side fault, which AWS SDKs retry. Nothing of the
-        # request was committed.
-        log.warning("request %s: database unavailable: %s", request_id, exc)
-        error = DependencyTimeoutException(DATABASE_UNAVAILABLE_MESSAGE)
-    except Exception:
-        log.exception("request %s: unexpected error", request_id)
-        error = KMSInternalException(f"An internal error occurred (request id {request_id}).")
+    except Exception as exc:  # noqa: BLE001 - logged and answered by error_for_failure
+        error = error_for_failure(exc, request_id, log)
     if error is None:
         response = _response(200, encode_result(result), request_id)
     else:
