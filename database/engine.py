@@ -59,9 +59,6 @@ class Database(Protocol):
         exception rolls everything back. ``invalidates_caches``: the commit changes
         :meth:`cache_token` everywhere (off for data no one caches)."""
 
-    def in_transaction(self) -> bool:
-        """Whether this thread is inside :meth:`transaction`."""
-
     def cache_token(self) -> Hashable | None:
         """A value that changes whenever any process or host may have committed a write that
         invalidates caches; None when nothing may be cached right now (a write in flight, a

@@ -377,9 +377,6 @@ class PostgresDatabase:
             self.execute(ddl_to_postgres(statement))
 
     # --- transactions ----------------------------------------------------------------------
-    def in_transaction(self) -> bool:
-        return getattr(self._local, "connection", None) is not None
-
     def _begin(
         self,
     ) -> tuple[psycopg_pool.ConnectionPool[psycopg.Connection[Any]], psycopg.Connection[Any]]:
@@ -428,12 +425,10 @@ class PostgresDatabase:
                     )
                 yield
             except BaseException:
-                local.connection = None
                 # A broken connection cannot roll back: the server rolled back for us.
                 with contextlib.suppress(psycopg.Error):
                     connection.execute("ROLLBACK")
                 raise
-            local.connection = None
             connection.execute("COMMIT")
         except psycopg.Error as exc:
             raise self._mark_down(translate_error(exc, self.description)) from None
@@ -521,11 +516,3 @@ def shared_postgres_database(url: str) -> PostgresDatabase:
         if database is None:
             database = _SHARED[url] = PostgresDatabase(url)
         return database
-
-
-def dispose_all() -> None:
-    """Close every pool and listener of this process (before a fork)."""
-    with _SHARED_LOCK:
-        databases = list(_SHARED.values())
-    for database in databases:
-        database.dispose()

@@ -108,9 +108,6 @@ class SqliteDatabase:
             self.execute(statement)
 
     # --- transactions ----------------------------------------------------------------------
-    def in_transaction(self) -> bool:
-        return bool(getattr(self._local, "depth", 0))
-
     @contextmanager
     def transaction(self, *, invalidates_caches: bool = True) -> Iterator[None]:
         connection = self.connection()

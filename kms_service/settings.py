@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from database import is_database_url
 from kms_service.domain.errors import ConfigurationError
 
 BACKENDS = ("software", "pkcs11")
@@ -203,9 +204,7 @@ class Settings:
                 "--backend pkcs11 needs PKCS11_MODULE and PKCS11_TOKEN_LABEL "
                 "(or run `mock-kms softhsm-init --data-dir DIR` and `make run-hsm`)"
             )
-        if self.database_url is not None and not self.database_url.startswith(
-            ("postgresql://", "postgres://")
-        ):
+        if self.database_url is not None and not is_database_url(self.database_url):
             raise ConfigurationError(
                 "--database-url/MOCK_KMS_DATABASE_URL must be a PostgreSQL URL "
                 "(postgresql://USER:PASSWORD@HOST:5432/DATABASE)"
