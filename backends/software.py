@@ -52,6 +52,7 @@ from backends.key_specs import (
     WRAPPING_KEY_SPECS,
 )
 from database import Database, DatabaseError, DatabaseUnavailableError, Rows, open_database
+from database.dialect import is_read
 
 KEYSTORE_FILE = "software-keystore.sqlite3"
 
@@ -256,7 +257,7 @@ class SoftwareBackend:
         """Run one statement; a write is its own transaction unless the caller's thread is
         already in one (PostgreSQL: the key store's). Raises BackendUnavailableError."""
         try:
-            if sql.startswith("SELECT"):
+            if is_read(sql):
                 return self._db.execute(sql, parameters)
             # Material ids are never reused, so no cache anywhere needs invalidating.
             with self._db.transaction(invalidates_caches=False):

@@ -37,8 +37,7 @@ def to_postgres(sql: str) -> str:
 
 def is_read(sql: str) -> bool:
     """Whether ``sql`` only reads (so it may run outside a transaction)."""
-    head = sql.lstrip()[:6].upper()
-    return head in ("SELECT", "WITH R", "VALUES") or head.startswith("WITH")
+    return sql.lstrip()[:6].upper().startswith(("SELECT", "WITH", "VALUES"))
 
 
 def ddl_to_postgres(statement: str) -> str:

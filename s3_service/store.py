@@ -118,9 +118,6 @@ class S3Store:
         self.path = directory / DATABASE_FILE
         self._db: Database = open_database(database_url or self.path, synchronous="FULL")
 
-    def _connect(self) -> Database:
-        return self._db
-
     def initialise(self) -> None:
         """Create the tables if needed."""
         with self._write():
@@ -163,28 +160,20 @@ class S3Store:
 
     def get_bucket(self, name: str) -> BucketRecord:
         """Raises ``NoSuchBucket``."""
-        row = (
-            self._connect()
-            .execute(
-                "SELECT name, account_id, region, created, encryption FROM buckets WHERE name = ?",
-                (name,),
-            )
-            .fetchone()
-        )
+        row = self._db.execute(
+            "SELECT name, account_id, region, created, encryption FROM buckets WHERE name = ?",
+            (name,),
+        ).fetchone()
         if row is None:
             raise errors.no_such_bucket(name)
         return _bucket(row)
 
     def list_buckets(self, account_id: str) -> list[BucketRecord]:
-        rows = (
-            self._connect()
-            .execute(
-                "SELECT name, account_id, region, created, encryption FROM buckets "
-                "WHERE account_id = ? ORDER BY name",
-                (account_id,),
-            )
-            .fetchall()
-        )
+        rows = self._db.execute(
+            "SELECT name, account_id, region, created, encryption FROM buckets "
+            "WHERE account_id = ? ORDER BY name",
+            (account_id,),
+        ).fetchall()
         return [_bucket(row) for row in rows]
 
     def delete_bucket(self, name: str) -> list[str]:
@@ -220,7 +209,7 @@ class S3Store:
     # --- objects ----------------------------------------------------------------------------
     def get_object(self, bucket: str, key: str) -> ObjectRecord:
         """Raises ``NoSuchBucket`` or ``NoSuchKey``."""
-        db = self._connect()
+        db = self._db
         row = db.execute(
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?",  # noqa: S608
             (bucket, key.encode()),
@@ -313,20 +302,16 @@ class S3Store:
             clauses.append("key >= ?" if inclusive else "key > ?")
             params.append(after)
         params.append(limit)
-        rows = (
-            self._connect()
-            .execute(
-                "SELECT key, size, etag, last_modified, storage_class FROM objects "  # noqa: S608
-                f"WHERE {' AND '.join(clauses)} ORDER BY key LIMIT ?",
-                params,
-            )
-            .fetchall()
-        )
+        rows = self._db.execute(
+            "SELECT key, size, etag, last_modified, storage_class FROM objects "  # noqa: S608
+            f"WHERE {' AND '.join(clauses)} ORDER BY key LIMIT ?",
+            params,
+        ).fetchall()
         return [ListedObject(bytes(r[0]).decode(), r[1], r[2], r[3], r[4]) for r in rows]
 
     def referenced_blobs(self) -> set[str]:
         """Every blob an object or a part refers to (for the startup sweep)."""
-        db = self._connect()
+        db = self._db
         blobs = {row[0] for row in db.execute("SELECT blob FROM segments")}
         blobs.update(row[0] for row in db.execute("SELECT blob FROM parts"))
         return blobs
@@ -356,31 +341,23 @@ class S3Store:
 
     def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadRecord:
         """Raises ``NoSuchBucket`` or ``NoSuchUpload`` (also for an id of another key)."""
-        row = (
-            self._connect()
-            .execute(
-                f"SELECT {_UPLOAD_COLUMNS} FROM uploads "  # noqa: S608
-                "WHERE upload_id = ? AND bucket = ? AND key = ?",
-                (upload_id, bucket, key.encode()),
-            )
-            .fetchone()
-        )
+        row = self._db.execute(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads "  # noqa: S608
+            "WHERE upload_id = ? AND bucket = ? AND key = ?",
+            (upload_id, bucket, key.encode()),
+        ).fetchone()
         if row is None:
             self.get_bucket(bucket)
             raise errors.no_such_upload(upload_id)
         return _upload(row)
 
     def list_uploads(self, bucket: str, prefix: bytes, limit: int) -> list[UploadRecord]:
-        rows = (
-            self._connect()
-            .execute(
-                f"SELECT {_UPLOAD_COLUMNS} FROM uploads "  # noqa: S608
-                "WHERE bucket = ? AND substr(key, 1, CAST(? AS INTEGER)) = ?"
-                " ORDER BY key, initiated LIMIT ?",
-                (bucket, len(prefix), prefix, limit),
-            )
-            .fetchall()
-        )
+        rows = self._db.execute(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads "  # noqa: S608
+            "WHERE bucket = ? AND substr(key, 1, CAST(? AS INTEGER)) = ?"
+            " ORDER BY key, initiated LIMIT ?",
+            (bucket, len(prefix), prefix, limit),
+        ).fetchall()
         return [_upload(row) for row in rows]
 
     def put_part(self, upload_id: str, part: PartRecord) -> list[str]:
@@ -417,15 +394,11 @@ class S3Store:
         return [old[0]] if old is not None else []
 
     def list_parts(self, upload_id: str, after: int, limit: int) -> list[PartRecord]:
-        rows = (
-            self._connect()
-            .execute(
-                "SELECT part_number, blob, salt, size, etag, last_modified FROM parts "
-                "WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?",
-                (upload_id, after, limit),
-            )
-            .fetchall()
-        )
+        rows = self._db.execute(
+            "SELECT part_number, blob, salt, size, etag, last_modified FROM parts "
+            "WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?",
+            (upload_id, after, limit),
+        ).fetchall()
         return [_part(row) for row in rows]
 
     def complete_upload(
